@@ -1,0 +1,117 @@
+//! Local users: which account a client may act as, and checking its password.
+//!
+//! Passwords are stored as Argon2id PHC strings. Verification runs on tokio's
+//! blocking pool behind a semaphore, so a burst of logins can neither stall the async
+//! workers nor fork unbounded CPU work. An unknown user costs the same hash as a
+//! known one, so the reply timing does not tell them apart.
+
+use std::sync::Arc;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Semaphore;
+
+use crate::config::Account;
+use crate::proto::Credentials;
+
+/// A password hash that is not an Argon2id PHC string.
+#[derive(Debug, thiserror::Error)]
+#[error("not an Argon2id PHC hash (\"$argon2id$v=19$...\")")]
+pub struct BadHash;
+
+/// Checks that `phc` is an Argon2id PHC string.
+pub fn check_phc(phc: &str) -> Result<(), BadHash> {
+    let h = PasswordHash::new(phc).map_err(|_| BadHash)?;
+    if h.algorithm != Algorithm::Argon2id.ident() || h.salt.is_none() || h.hash.is_none() {
+        return Err(BadHash);
+    }
+    Ok(())
+}
+
+/// Hashes a password into an Argon2id PHC string with a fresh random salt.
+pub fn hash_password(password: &SecretString) -> String {
+    let salt = SaltString::encode_b64(&crate::secret::random_bytes::<16>())
+        .expect("16 bytes is a valid salt length");
+    Argon2::default()
+        .hash_password(password.expose_secret().as_bytes(), &salt)
+        .expect("default Argon2id parameters are valid")
+        .to_string()
+}
+
+fn verify(phc: &str, password: &SecretString) -> bool {
+    match PasswordHash::new(phc) {
+        Ok(h) => Argon2::default()
+            .verify_password(password.expose_secret().as_bytes(), &h)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// The configured accounts, ready to check logins against.
+#[derive(Debug, Clone)]
+pub struct Accounts {
+    accounts: Arc<Vec<Account>>,
+    /// Hash verified for unknown users, so they cost the same time.
+    dummy: Arc<String>,
+    pool: Arc<Semaphore>,
+}
+
+impl Accounts {
+    pub fn new(accounts: Vec<Account>) -> Self {
+        let dummy = hash_password(&SecretString::from(crate::secret::random_token(16)));
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Accounts {
+            accounts: Arc::new(accounts),
+            dummy: Arc::new(dummy),
+            pool: Arc::new(Semaphore::new(workers)),
+        }
+    }
+
+    pub fn find(&self, username: &str) -> Option<&Account> {
+        self.accounts.iter().find(|a| a.username == username)
+    }
+
+    /// The account these credentials authenticate, or `None`. A SASL authorization
+    /// identity other than the user name itself is refused: a client never acts as an
+    /// account it did not authenticate for.
+    pub async fn authenticate(&self, creds: &Credentials) -> Option<Account> {
+        let account = self.find(&creds.username).cloned();
+        let identity_ok = creds.authzid.as_deref().is_none_or(|z| z == creds.username);
+        let phc = match &account {
+            Some(a) => a.password_hash.clone(),
+            None => self.dummy.as_ref().clone(),
+        };
+        let password = creds.password.clone();
+        let _permit = self.pool.acquire().await.ok()?;
+        let ok = tokio::task::spawn_blocking(move || verify(&phc, &password))
+            .await
+            .unwrap_or(false);
+        match account {
+            Some(a) if ok && identity_ok => Some(a),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_then_verify() {
+        let pw = SecretString::from("correct horse");
+        let phc = hash_password(&pw);
+        assert!(phc.starts_with("$argon2id$"));
+        check_phc(&phc).unwrap();
+        assert!(verify(&phc, &pw));
+        assert!(!verify(&phc, &SecretString::from("wrong")));
+    }
+
+    #[test]
+    fn rejects_other_hashes() {
+        assert!(check_phc("plaintext").is_err());
+        assert!(check_phc("$argon2i$v=19$m=16,t=2,p=1$c2FsdHNhbHQ$ZmFrZWhhc2g").is_err());
+        assert!(check_phc("$argon2id$v=19$m=16,t=2,p=1$c2FsdHNhbHQ$ZmFrZWhhc2g").is_ok());
+    }
+}

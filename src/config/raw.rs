@@ -1,0 +1,55 @@
+//! The TOML file as written: every key optional, unknown keys refused, values that
+//! need validation kept with their span so errors can name the line.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    #[serde(default)]
+    pub proxy: Option<Proxy>,
+    #[serde(default)]
+    pub listener: Vec<Listener>,
+    #[serde(default)]
+    pub account: Vec<Account>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Proxy {
+    pub state_dir: Option<Spanned<String>>,
+    pub refresh_margin: Option<Spanned<String>>,
+    pub auth_failure_delay: Option<Spanned<String>>,
+    pub preauth_timeout: Option<Spanned<String>>,
+    pub upstream_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    pub protocol: Spanned<String>,
+    pub bind: Option<Spanned<String>>,
+    pub tls: Option<Spanned<String>>,
+    pub cert: Option<Spanned<String>>,
+    pub key: Option<Spanned<String>>,
+    pub upstream: Spanned<String>,
+    pub upstream_tls: Option<Spanned<String>>,
+    pub upstream_ca: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Account {
+    pub username: Spanned<String>,
+    pub password_hash: Spanned<String>,
+    pub upstream_username: Option<Spanned<String>>,
+    pub provider: Option<Spanned<String>>,
+    pub tenant: Option<Spanned<String>>,
+    pub client_id: Spanned<String>,
+    pub client_secret: Option<String>,
+    pub authorize_url: Option<Spanned<String>>,
+    pub token_url: Option<Spanned<String>>,
+    pub scopes: Option<Spanned<Vec<String>>>,
+    pub mechanism: Option<Spanned<String>>,
+}

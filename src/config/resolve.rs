@@ -1,0 +1,375 @@
+//! Validation: raw TOML model → resolved [`Config`].
+
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+
+use toml::Spanned;
+
+use super::raw;
+use super::*;
+
+/// Error construction with the file text at hand, so spans become line numbers.
+struct Ctx<'a> {
+    text: &'a str,
+    file: String,
+    base: PathBuf,
+}
+
+impl Ctx<'_> {
+    fn line(&self, span: Range<usize>) -> usize {
+        let end = span.start.min(self.text.len());
+        self.text[..end].bytes().filter(|&b| b == b'\n').count() + 1
+    }
+
+    fn err(&self, span: Range<usize>, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.file.clone(),
+            line: self.line(span),
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn invalid(&self, v: &Spanned<impl Sized>, key: &str, msg: impl Into<String>) -> ConfigError {
+        self.err(v.span(), key, msg)
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    fn duration(
+        &self,
+        v: &Option<Spanned<String>>,
+        key: &str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        match v {
+            None => Ok(default),
+            Some(s) => humantime::parse_duration(s.get_ref())
+                .map_err(|e| self.invalid(s, key, format!("not a duration like \"90s\": {e}"))),
+        }
+    }
+}
+
+pub(super) fn resolve(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let file = path.display().to_string();
+    let raw: raw::File = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        file: file.clone(),
+        message: e.to_string().trim_end().to_string(),
+    })?;
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let base = std::path::absolute(&base).unwrap_or(base);
+    let cx = Ctx { text, file, base };
+
+    let proxy = resolve_proxy(&cx, raw.proxy.unwrap_or_default())?;
+    let listeners = raw
+        .listener
+        .iter()
+        .map(|l| resolve_listener(&cx, l))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut accounts: Vec<Account> = Vec::new();
+    for a in &raw.account {
+        let acc = resolve_account(&cx, a)?;
+        if accounts.iter().any(|o| o.username == acc.username) {
+            return Err(cx.invalid(&a.username, "account.username", "duplicate account"));
+        }
+        accounts.push(acc);
+    }
+    for (i, l) in listeners.iter().enumerate() {
+        if listeners[..i].iter().any(|o| o.bind == l.bind) {
+            let span = raw.listener[i].bind.as_ref().map_or(0..0, |b| b.span());
+            return Err(cx.err(span, "listener.bind", "address used by two listeners"));
+        }
+    }
+    Ok(Config {
+        file: path.to_path_buf(),
+        proxy,
+        listeners,
+        accounts,
+    })
+}
+
+fn resolve_proxy(cx: &Ctx, p: raw::Proxy) -> Result<Proxy, ConfigError> {
+    let state_dir = match &p.state_dir {
+        Some(s) if s.get_ref().is_empty() => {
+            return Err(cx.invalid(s, "proxy.state_dir", "must not be empty"));
+        }
+        Some(s) => cx.path(s.get_ref()),
+        None => cx.path("state"),
+    };
+    Ok(Proxy {
+        state_dir,
+        refresh_margin: cx.duration(&p.refresh_margin, "proxy.refresh_margin", Duration::from_secs(90))?,
+        auth_failure_delay: cx.duration(
+            &p.auth_failure_delay,
+            "proxy.auth_failure_delay",
+            Duration::from_secs(2),
+        )?,
+        preauth_timeout: cx.duration(&p.preauth_timeout, "proxy.preauth_timeout", Duration::from_secs(60))?,
+        upstream_timeout: cx.duration(
+            &p.upstream_timeout,
+            "proxy.upstream_timeout",
+            Duration::from_secs(10),
+        )?,
+    })
+}
+
+fn one_of<'s>(
+    cx: &Ctx,
+    v: &'s Spanned<String>,
+    key: &str,
+    allowed: &[&'s str],
+) -> Result<&'s str, ConfigError> {
+    let s = v.get_ref().as_str();
+    if allowed.contains(&s) {
+        Ok(s)
+    } else {
+        Err(cx.invalid(v, key, format!("expected one of {}, found \"{s}\"", allowed.join(" | "))))
+    }
+}
+
+fn resolve_listener(cx: &Ctx, l: &raw::Listener) -> Result<Listener, ConfigError> {
+    let protocol = match one_of(cx, &l.protocol, "listener.protocol", &["imap", "pop3", "smtp"])? {
+        "imap" => Protocol::Imap,
+        other => {
+            return Err(cx.invalid(
+                &l.protocol,
+                "listener.protocol",
+                format!("\"{other}\" is not supported yet (only \"imap\")"),
+            ));
+        }
+    };
+    let bind = match &l.bind {
+        None => SocketAddr::from(([127, 0, 0, 1], 1143)),
+        Some(b) => b.get_ref().parse().map_err(|_| {
+            cx.invalid(b, "listener.bind", "expected IP:PORT, e.g. \"127.0.0.1:1143\" or \"[::1]:1143\"")
+        })?,
+    };
+    let tls = match &l.tls {
+        None => ListenTls::None,
+        Some(t) => match one_of(cx, t, "listener.tls", &["none", "starttls", "implicit"])? {
+            "none" => ListenTls::None,
+            "starttls" => ListenTls::StartTls,
+            _ => ListenTls::Implicit,
+        },
+    };
+    let cert = match (&l.cert, &l.key) {
+        (Some(c), Some(k)) => Some((cx.path(c.get_ref()), cx.path(k.get_ref()))),
+        (None, None) => None,
+        (Some(c), None) => return Err(cx.invalid(c, "listener.cert", "`key` must be set with `cert`")),
+        (None, Some(k)) => return Err(cx.invalid(k, "listener.key", "`cert` must be set with `key`")),
+    };
+    let upstream_tls = match &l.upstream_tls {
+        None => UpstreamTls::Implicit,
+        Some(t) => match one_of(cx, t, "listener.upstream_tls", &["implicit", "starttls", "none"])? {
+            "implicit" => UpstreamTls::Implicit,
+            "starttls" => UpstreamTls::StartTls,
+            _ => UpstreamTls::None,
+        },
+    };
+    let (host, port) = split_host_port(l.upstream.get_ref())
+        .ok_or_else(|| cx.invalid(&l.upstream, "listener.upstream", "expected HOST[:PORT]"))?;
+    let port = port.unwrap_or(default_port(protocol, upstream_tls));
+    if upstream_tls == UpstreamTls::None && !is_loopback_host(&host) {
+        let span = l.upstream_tls.as_ref().map_or(l.upstream.span(), |t| t.span());
+        return Err(cx.err(
+            span,
+            "listener.upstream_tls",
+            format!("\"none\" is only allowed for a loopback upstream, not \"{host}\""),
+        ));
+    }
+    Ok(Listener {
+        protocol,
+        bind,
+        tls,
+        cert,
+        upstream: Upstream {
+            host,
+            port,
+            tls: upstream_tls,
+            ca: l.upstream_ca.as_ref().map(|c| cx.path(c.get_ref())),
+        },
+    })
+}
+
+/// Default upstream port when `upstream` has none.
+pub fn default_port(protocol: Protocol, tls: UpstreamTls) -> u16 {
+    let implicit = tls == UpstreamTls::Implicit;
+    match (protocol, implicit) {
+        (Protocol::Imap, true) => 993,
+        (Protocol::Imap, false) => 143,
+        (Protocol::Pop3, true) => 995,
+        (Protocol::Pop3, false) => 110,
+        (Protocol::Smtp, true) => 465,
+        (Protocol::Smtp, false) => 587,
+    }
+}
+
+/// "host", "host:port", "[v6]", "[v6]:port".
+fn split_host_port(s: &str) -> Option<(String, Option<u16>)> {
+    if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c == '/') {
+        return None;
+    }
+    if let Some(rest) = s.strip_prefix('[') {
+        let (h, after) = rest.split_once(']')?;
+        h.parse::<std::net::Ipv6Addr>().ok()?;
+        return match after {
+            "" => Some((h.to_string(), None)),
+            p => Some((h.to_string(), Some(p.strip_prefix(':')?.parse().ok()?))),
+        };
+    }
+    match s.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() && !h.contains(':') => Some((h.to_string(), Some(p.parse().ok()?))),
+        Some(_) => None,
+        None => Some((s.to_string(), None)),
+    }
+}
+
+pub(crate) fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
+}
+
+const GOOGLE_AUTHORIZE: &str = "https://accounts.google.com/o/oauth2/auth";
+const GOOGLE_TOKEN: &str = "https://oauth2.googleapis.com/token";
+const GOOGLE_SCOPES: &[&str] = &["https://mail.google.com/"];
+const MICROSOFT_SCOPES: &[&str] = &[
+    "https://outlook.office.com/IMAP.AccessAsUser.All",
+    "https://outlook.office.com/POP.AccessAsUser.All",
+    "https://outlook.office.com/SMTP.Send",
+    "offline_access",
+];
+
+fn resolve_account(cx: &Ctx, a: &raw::Account) -> Result<Account, ConfigError> {
+    let username = a.username.get_ref().trim().to_string();
+    if username.is_empty() || username.chars().any(|c| c.is_control()) {
+        return Err(cx.invalid(&a.username, "account.username", "must be a non-empty name without control characters"));
+    }
+    crate::accounts::check_phc(a.password_hash.get_ref()).map_err(|e| {
+        cx.invalid(&a.password_hash, "account.password_hash", format!("{e}; create one with `oauth-mail-proxy hash-password`"))
+    })?;
+    let provider = match &a.provider {
+        None => Provider::Custom,
+        Some(p) => match one_of(cx, p, "account.provider", &["google", "microsoft", "custom"])? {
+            "google" => Provider::Google,
+            "microsoft" => Provider::Microsoft,
+            _ => Provider::Custom,
+        },
+    };
+    if let (Some(t), false) = (&a.tenant, provider == Provider::Microsoft) {
+        return Err(cx.invalid(t, "account.tenant", "only used with provider = \"microsoft\""));
+    }
+    let tenant = a.tenant.as_ref().map_or("common", |t| t.get_ref().as_str());
+    let (preset_auth, preset_token, preset_scopes): (Option<String>, Option<String>, &[&str]) = match provider {
+        Provider::Google => (Some(GOOGLE_AUTHORIZE.into()), Some(GOOGLE_TOKEN.into()), GOOGLE_SCOPES),
+        Provider::Microsoft => (
+            Some(format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/authorize")),
+            Some(format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token")),
+            MICROSOFT_SCOPES,
+        ),
+        Provider::Custom => (None, None, &[]),
+    };
+    let authorize_url = oauth_url(cx, &a.authorize_url, preset_auth, "account.authorize_url", &a.username)?;
+    let token_url = oauth_url(cx, &a.token_url, preset_token, "account.token_url", &a.username)?;
+    let scopes = match &a.scopes {
+        Some(s) => s.get_ref().clone(),
+        None => preset_scopes.iter().map(|s| s.to_string()).collect(),
+    };
+    if a.client_id.get_ref().is_empty() {
+        return Err(cx.invalid(&a.client_id, "account.client_id", "must not be empty"));
+    }
+    let mechanism = match &a.mechanism {
+        None => Mechanism::Xoauth2,
+        Some(m) => match one_of(cx, m, "account.mechanism", &["xoauth2", "oauthbearer"])? {
+            "xoauth2" => Mechanism::Xoauth2,
+            _ => Mechanism::Oauthbearer,
+        },
+    };
+    let upstream_username = match &a.upstream_username {
+        Some(u) if u.get_ref().trim().is_empty() => {
+            return Err(cx.invalid(u, "account.upstream_username", "must not be empty"));
+        }
+        Some(u) => u.get_ref().trim().to_string(),
+        None => username.clone(),
+    };
+    Ok(Account {
+        username,
+        password_hash: a.password_hash.get_ref().clone(),
+        upstream_username,
+        mechanism,
+        oauth: OAuthClient {
+            provider,
+            client_id: a.client_id.get_ref().clone(),
+            client_secret: a.client_secret.clone().filter(|s| !s.is_empty()).map(SecretString::from),
+            authorize_url,
+            token_url,
+            scopes,
+        },
+    })
+}
+
+fn oauth_url(
+    cx: &Ctx,
+    v: &Option<Spanned<String>>,
+    preset: Option<String>,
+    key: &str,
+    account: &Spanned<String>,
+) -> Result<Url, ConfigError> {
+    let (text, span) = match (v, preset) {
+        (Some(s), _) => (s.get_ref().clone(), s.span()),
+        (None, Some(p)) => (p, account.span()),
+        (None, None) => {
+            return Err(cx.invalid(account, key, "required for provider = \"custom\""));
+        }
+    };
+    let url = Url::parse(&text).map_err(|e| cx.err(span.clone(), key, format!("not a URL: {e}")))?;
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if url.host_str().is_some_and(is_loopback_host_url) => Ok(url),
+        "http" => Err(cx.err(span, key, "http:// is only allowed for a loopback host; use https://")),
+        s => Err(cx.err(span, key, format!("unsupported scheme \"{s}\""))),
+    }
+}
+
+fn is_loopback_host_url(h: &str) -> bool {
+    is_loopback_host(h.trim_start_matches('[').trim_end_matches(']'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_forms() {
+        let t = |s: &str| split_host_port(s);
+        assert_eq!(t("imap.gmail.com:993"), Some(("imap.gmail.com".into(), Some(993))));
+        assert_eq!(t("imap.gmail.com"), Some(("imap.gmail.com".into(), None)));
+        assert_eq!(t("[::1]:143"), Some(("::1".into(), Some(143))));
+        assert_eq!(t("[::1]"), Some(("::1".into(), None)));
+        assert_eq!(t("::1"), None);
+        assert_eq!(t("host:notaport"), None);
+        assert_eq!(t(""), None);
+        assert_eq!(t("a b:1"), None);
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        assert!(is_loopback_host("127.0.0.1"));
+        assert!(is_loopback_host("127.1.2.3"));
+        assert!(is_loopback_host("::1"));
+        assert!(is_loopback_host("LOCALHOST"));
+        assert!(!is_loopback_host("10.0.0.1"));
+        assert!(!is_loopback_host("example.com"));
+        assert!(is_loopback_host_url("[::1]"));
+    }
+}

@@ -1,0 +1,168 @@
+//! Binding the listeners and accepting connections: one accept loop per
+//! `[[listener]]`, a global connection cap, and graceful shutdown through a
+//! `CancellationToken` and a `TaskTracker` (so tests start a whole proxy on port 0 in
+//! three lines, mini-redis style).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+use crate::accounts::Accounts;
+use crate::config::{Config, ListenTls, Protocol};
+use crate::connector::Target;
+use crate::oauth::{TokenManager, TokenStore};
+use crate::proto::Limits;
+use crate::session::{ListenerCtx, Shared};
+
+/// Most connections open at once, all listeners together.
+pub const MAX_CONNECTIONS: usize = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("listener {addr}: {source}")]
+    Tls {
+        addr: SocketAddr,
+        source: crate::tls::TlsError,
+    },
+    #[error("token store: {0}")]
+    Store(String),
+    #[error("HTTP client: {0}")]
+    Http(String),
+}
+
+/// A proxy with its listeners bound, ready to run.
+pub struct Server {
+    shared: Arc<Shared>,
+    listeners: Vec<(TcpListener, Arc<ListenerCtx>)>,
+}
+
+impl Server {
+    /// Builds everything the sessions share and binds every listener. Fails before
+    /// accepting anything when a port, certificate or the token store is unusable.
+    pub async fn bind(config: Config) -> Result<Server, ServeError> {
+        let store = TokenStore::open(&config.proxy.state_dir).map_err(|e| ServeError::Store(e.to_string()))?;
+        let http = crate::oauth::http_client().map_err(|e| ServeError::Http(e.to_string()))?;
+        let shutdown = CancellationToken::new();
+        let shared = Arc::new(Shared {
+            proxy: config.proxy.clone(),
+            accounts: Accounts::new(config.accounts.clone()),
+            tokens: TokenManager::new(store, http, config.proxy.refresh_margin),
+            limits: Limits::default(),
+            shutdown,
+        });
+        let mut listeners = Vec::new();
+        for l in &config.listeners {
+            let tls_err = |source| ServeError::Tls { addr: l.bind, source };
+            let server_tls = match l.tls {
+                ListenTls::None => None,
+                _ => {
+                    let (cert, key) = match &l.cert {
+                        Some(pair) => pair.clone(),
+                        None => crate::tls::ensure_generated(&config.proxy.state_dir).map_err(tls_err)?,
+                    };
+                    Some(crate::tls::server_config(&cert, &key).map_err(tls_err)?)
+                }
+            };
+            let upstream = Target {
+                host: l.upstream.host.clone(),
+                port: l.upstream.port,
+                tls: l.upstream.tls,
+                client_config: crate::tls::client_config(l.upstream.ca.as_deref()).map_err(tls_err)?,
+                timeout: config.proxy.upstream_timeout,
+            };
+            let tcp = TcpListener::bind(l.bind)
+                .await
+                .map_err(|source| ServeError::Bind { addr: l.bind, source })?;
+            let ctx = ListenerCtx {
+                cfg: l.clone(),
+                server_tls,
+                upstream,
+            };
+            listeners.push((tcp, Arc::new(ctx)));
+        }
+        Ok(Server { shared, listeners })
+    }
+
+    /// The bound addresses, in config order (useful with port 0).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|(l, _)| l.local_addr().ok())
+            .collect()
+    }
+
+    /// Accepts connections until `shutdown` is cancelled, then closes the listeners,
+    /// ends spliced sessions and waits for every session task to finish.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let tracker = TaskTracker::new();
+        let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        for (tcp, ctx) in self.listeners {
+            let addr = tcp.local_addr().ok();
+            info!(listener = ?addr, protocol = ctx.cfg.protocol.name(), upstream = %ctx.upstream.host, "listening");
+            tracker.spawn(accept_loop(
+                tcp,
+                ctx,
+                self.shared.clone(),
+                permits.clone(),
+                tracker.clone(),
+                shutdown.clone(),
+            ));
+        }
+        shutdown.cancelled().await;
+        self.shared.shutdown.cancel();
+        tracker.close();
+        tracker.wait().await;
+    }
+}
+
+async fn accept_loop(
+    tcp: TcpListener,
+    ctx: Arc<ListenerCtx>,
+    shared: Arc<Shared>,
+    permits: Arc<Semaphore>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            _ = shutdown.cancelled() => return,
+        };
+        let (sock, peer) = tokio::select! {
+            r = tcp.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    error!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => return,
+        };
+        let shared = shared.clone();
+        let ctx = ctx.clone();
+        match ctx.cfg.protocol {
+            Protocol::Imap => {
+                tracker.spawn(async move {
+                    crate::session::run_imap(shared, ctx, sock, peer).await;
+                    drop(permit);
+                });
+            }
+            other => warn!(protocol = other.name(), "protocol not supported yet; closing"),
+        }
+    }
+}
+
+/// Binds and runs until `shutdown` is cancelled.
+pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), ServeError> {
+    Server::bind(config).await?.run(shutdown).await;
+    Ok(())
+}

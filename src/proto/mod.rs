@@ -1,0 +1,151 @@
+//! Shared vocabulary of the sans-I/O protocol machines.
+//!
+//! Every machine (per protocol: one facing the downstream client, one facing the
+//! upstream server) has the same shape, modelled on imap-next:
+//!
+//! * `feed(&mut self, bytes: &[u8])` hands it bytes read from the socket;
+//! * `next(&mut self) -> Result<Event, Interrupt<E>>` asks it what happens next.
+//!
+//! An [`Interrupt::Io`] tells the driver (`crate::driver`) to do I/O: write bytes, read
+//! more, or upgrade the stream to TLS. An [`Interrupt::Error`] ends the session. Events
+//! are the things the session must decide on (a login attempt, a finished upstream login).
+//! Machines never sleep, never read clocks and never touch sockets: `driver.rs` owns
+//! timeouts, `session.rs` owns decisions.
+
+pub mod line;
+pub mod sasl;
+pub mod imap;
+
+use secrecy::SecretString;
+
+/// I/O the driver must perform before calling `next()` again.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Io {
+    /// Read more bytes from the peer and `feed()` them.
+    NeedInput,
+    /// Write these bytes to the peer (and flush).
+    Write(Vec<u8>),
+    /// Upgrade the stream to TLS now (server role on the downstream side, client role
+    /// upstream), then call the machine's `tls_established()`.
+    StartTls,
+    /// Flush pending writes and close the connection (client said LOGOUT/QUIT, or too
+    /// many errors).
+    Close,
+}
+
+/// Why `next()` did not return an event.
+#[derive(Debug)]
+#[must_use]
+pub enum Interrupt<E> {
+    Io(Io),
+    Error(E),
+}
+
+impl<E> From<Io> for Interrupt<E> {
+    fn from(io: Io) -> Self {
+        Interrupt::Io(io)
+    }
+}
+
+/// Limits every pre-auth machine enforces. Defaults follow issue #5.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest command line before login, CRLF included.
+    pub max_line: usize,
+    /// Largest literal `{n}` accepted before login.
+    pub max_literal: usize,
+    /// Longest SASL response (base64 line) before login.
+    pub max_sasl: usize,
+    /// Failed logins on one connection before it is closed.
+    pub max_auth_failures: u32,
+    /// Protocol errors (BAD) before login before the connection is closed.
+    pub max_errors: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_line: 8 * 1024,
+            max_literal: 4 * 1024,
+            max_sasl: 12 * 1024,
+            max_auth_failures: 3,
+            max_errors: 5,
+        }
+    }
+}
+
+/// What the local (downstream) side of a listener offers with respect to TLS, as the
+/// downstream machine sees it at this moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalTls {
+    /// Plain connection, no STARTTLS offered (`tls = "none"`).
+    None,
+    /// Plain connection on a `tls = "starttls"` listener: STARTTLS offered and
+    /// required before any authentication.
+    StartTlsRequired,
+    /// The connection is encrypted (implicit TLS, or after STARTTLS).
+    Active,
+}
+
+/// How the upstream connection gets its TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamTls {
+    /// TLS from the first byte; the stream the machine sees is already encrypted.
+    Implicit,
+    /// The machine must issue STARTTLS and refuse to continue without it.
+    StartTls,
+    /// No TLS (only for loopback upstreams).
+    None,
+}
+
+/// SASL mechanism used upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mechanism {
+    Xoauth2,
+    Oauthbearer,
+}
+
+/// Credentials a legacy client presented. `Debug` never shows the password.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// SASL authorization identity, when the client sent a non-empty one.
+    pub authzid: Option<String>,
+    pub username: String,
+    pub password: SecretString,
+}
+
+/// What the upstream machine needs to log in.
+#[derive(Debug, Clone)]
+pub struct UpstreamLogin {
+    pub tls: UpstreamTls,
+    pub mechanism: Mechanism,
+    /// Identity sent upstream (`user=` / `a=`).
+    pub username: String,
+    pub access_token: SecretString,
+    /// host name sent in OAUTHBEARER's `host=` field.
+    pub host: String,
+    pub port: u16,
+}
+
+/// Why the upstream refused or failed the OAuth login.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpstreamAuthError {
+    /// The server rejected the token (the error challenge said so, or a plain NO).
+    /// `status` is the server's JSON `status` (e.g. "401", "invalid_token") if any.
+    #[error("upstream rejected the access token ({status})")]
+    TokenRejected { status: String },
+    /// The server could not check the token right now (`NO [UNAVAILABLE]`, 454, ...).
+    #[error("upstream temporarily unable to authenticate: {0}")]
+    Unavailable(String),
+    /// STARTTLS was required but the server did not offer it or refused it.
+    #[error("upstream does not offer STARTTLS; refusing to continue in cleartext")]
+    StartTlsUnavailable,
+    /// The server does not offer the configured SASL mechanism.
+    #[error("upstream does not offer AUTH={0}")]
+    MechanismUnavailable(&'static str),
+    /// Anything else the server said that we could not use.
+    #[error("upstream protocol error: {0}")]
+    Protocol(String),
+}

@@ -1,0 +1,240 @@
+//! One client connection, end to end: downstream machine → local password check →
+//! access token → upstream login → the client's final OK → splice.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_rustls::rustls::ServerConfig;
+use tracing::{debug, info, warn};
+
+use crate::accounts::Accounts;
+use crate::config::{Account, ListenTls, Listener, Proxy};
+use crate::connector::{self, Target};
+use crate::driver::{DriveError, Upgrade, drive};
+use crate::error::{Side, SessionError};
+use crate::oauth::{TokenError, TokenManager};
+use crate::proto::imap::{DownstreamEvent, ImapDownstream, ImapError, ImapUpstream, LoginRejection, UpstreamEvent};
+use crate::proto::{Limits, LocalTls, UpstreamAuthError, UpstreamLogin, UpstreamTls};
+use crate::stream::Stream;
+
+/// What every session of the process shares.
+pub struct Shared {
+    pub proxy: Proxy,
+    pub accounts: Accounts,
+    pub tokens: TokenManager,
+    pub limits: Limits,
+    pub shutdown: tokio_util::sync::CancellationToken,
+}
+
+/// One listener's resolved runtime parts.
+pub struct ListenerCtx {
+    pub cfg: Listener,
+    /// Local TLS (implicit or STARTTLS), when the listener has any.
+    pub server_tls: Option<Arc<ServerConfig>>,
+    pub upstream: Target,
+}
+
+/// Outcome of the upstream login attempt, from the client's point of view.
+enum UpstreamOutcome {
+    LoggedIn {
+        stream: Stream,
+        capabilities: Option<String>,
+        leftover: Vec<u8>,
+    },
+    Rejected(LoginRejection),
+}
+
+/// Runs one IMAP connection to its end. Errors are logged here; nothing is returned.
+pub async fn run_imap(shared: Arc<Shared>, lc: Arc<ListenerCtx>, tcp: TcpStream, peer: SocketAddr) {
+    match imap_session(&shared, &lc, tcp, peer).await {
+        Ok(()) => debug!(%peer, "session ended"),
+        Err(e) => info!(%peer, side = %e.side, "session ended: {}", e.message),
+    }
+}
+
+fn down_err<E: std::fmt::Display>(e: DriveError<E>) -> SessionError {
+    SessionError::new(Side::Downstream, e)
+}
+
+async fn imap_session(
+    shared: &Shared,
+    lc: &ListenerCtx,
+    tcp: TcpStream,
+    peer: SocketAddr,
+) -> Result<(), SessionError> {
+    let _ = tcp.set_nodelay(true);
+    let deadline = Instant::now() + shared.proxy.preauth_timeout;
+    let mut down = Stream::Plain(tcp);
+    let upgrade = lc.server_tls.clone().map_or(Upgrade::Unavailable, Upgrade::Server);
+    let local_tls = match lc.cfg.tls {
+        ListenTls::None => LocalTls::None,
+        ListenTls::StartTls => LocalTls::StartTlsRequired,
+        ListenTls::Implicit => {
+            let cfg = lc.server_tls.clone().expect("implicit listener has a TLS config");
+            tokio::time::timeout_at(deadline, down.accept_tls(cfg))
+                .await
+                .map_err(|_| SessionError::new(Side::Downstream, "TLS handshake timed out"))?
+                .map_err(|e| SessionError::new(Side::Downstream, format!("TLS handshake failed: {e}")))?;
+            LocalTls::Active
+        }
+    };
+    let mut machine = ImapDownstream::new(local_tls, shared.limits);
+    loop {
+        let event = drive(&mut down, &mut machine, &upgrade, deadline).await.map_err(down_err)?;
+        let creds = match event {
+            DownstreamEvent::Login(creds) => creds,
+            DownstreamEvent::Done { .. } => {
+                return Err(SessionError::new(Side::Internal, "login finished without a decision"));
+            }
+        };
+        let Some(account) = shared.accounts.authenticate(&creds).await else {
+            warn!(%peer, user = %creds.username, "local authentication failed");
+            tokio::time::sleep(shared.proxy.auth_failure_delay).await;
+            machine.reject(LoginRejection::BadCredentials);
+            continue;
+        };
+        drop(creds);
+        match upstream_login(shared, lc, &account).await {
+            UpstreamOutcome::Rejected(reason) => machine.reject(reason),
+            UpstreamOutcome::LoggedIn {
+                stream: mut up,
+                capabilities,
+                leftover: up_leftover,
+            } => {
+                machine.accept(capabilities.as_deref());
+                let leftover = match drive(&mut down, &mut machine, &upgrade, deadline).await.map_err(down_err)? {
+                    DownstreamEvent::Done { leftover } => leftover,
+                    DownstreamEvent::Login(_) => {
+                        return Err(SessionError::new(Side::Internal, "second login after accept"));
+                    }
+                };
+                info!(%peer, user = %account.username, upstream = %lc.upstream.host, "logged in; splicing");
+                let t = crate::splice::splice(&mut down, &mut up, &leftover, &up_leftover, &shared.shutdown)
+                    .await
+                    .map_err(|e| SessionError::new(Side::Downstream, format!("splice: {e}")))?;
+                debug!(%peer, up = t.up, down = t.down, "splice finished");
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Gets a token and logs in upstream; a token the server rejects is dropped and a
+/// fresh one tried once, so a token revoked early does not need a new `login`.
+async fn upstream_login(shared: &Shared, lc: &ListenerCtx, account: &Account) -> UpstreamOutcome {
+    let mut retried = false;
+    loop {
+        let token = match shared.tokens.access_token(account).await {
+            Ok(t) => t,
+            Err(TokenError::NeedsLogin { reason, .. }) => {
+                warn!(user = %account.username, "token needs re-authorisation: {reason}");
+                return UpstreamOutcome::Rejected(LoginRejection::NeedsReauthorization(format!(
+                    "OAuth token for {} needs re-authorisation: run `oauth-mail-proxy login {}`",
+                    account.username, account.username
+                )));
+            }
+            Err(e) => {
+                warn!(user = %account.username, "cannot get an access token: {e}");
+                return UpstreamOutcome::Rejected(LoginRejection::Unavailable(
+                    "Cannot obtain an OAuth access token right now; try again later".into(),
+                ));
+            }
+        };
+        let login = UpstreamLogin {
+            tls: lc.upstream.tls,
+            mechanism: account.mechanism,
+            username: account.upstream_username.clone(),
+            access_token: token,
+            host: lc.upstream.host.clone(),
+            port: lc.upstream.port,
+        };
+        match imap_upstream(shared, &lc.upstream, login).await {
+            Ok((stream, capabilities, leftover)) => {
+                return UpstreamOutcome::LoggedIn {
+                    stream,
+                    capabilities,
+                    leftover,
+                };
+            }
+            Err(UpstreamFailure::Auth(UpstreamAuthError::TokenRejected { status })) if !retried => {
+                warn!(user = %account.username, %status, "upstream rejected the access token; refreshing once");
+                shared.tokens.invalidate(&account.username);
+                retried = true;
+            }
+            Err(UpstreamFailure::Auth(UpstreamAuthError::TokenRejected { status })) => {
+                warn!(user = %account.username, %status, "upstream rejected a fresh access token");
+                return UpstreamOutcome::Rejected(LoginRejection::NeedsReauthorization(format!(
+                    "The server rejected the OAuth token for {}: re-authorise with `oauth-mail-proxy login {}`",
+                    account.username, account.username
+                )));
+            }
+            Err(e) => {
+                warn!(user = %account.username, upstream = %lc.upstream.host, "upstream login failed: {e}");
+                return UpstreamOutcome::Rejected(LoginRejection::Unavailable(
+                    "The mail server is unavailable; try again later".into(),
+                ));
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum UpstreamFailure {
+    #[error("{0}")]
+    Connect(#[from] connector::ConnectError),
+    #[error("{0}")]
+    Auth(UpstreamAuthError),
+    #[error("{0}")]
+    Other(String),
+}
+
+async fn imap_upstream(
+    shared: &Shared,
+    target: &Target,
+    login: UpstreamLogin,
+) -> Result<(Stream, Option<String>, Vec<u8>), UpstreamFailure> {
+    let mut stream = connector::connect(target).await?;
+    let upgrade = match login.tls {
+        UpstreamTls::StartTls => Upgrade::Client(target.client_config.clone(), target.server_name()?),
+        _ => Upgrade::Unavailable,
+    };
+    let mut machine = ImapUpstream::new(login, shared.limits);
+    // Each step (greeting, STARTTLS, capability, auth) gets the step timeout; the
+    // whole login gets four of them.
+    let deadline = Instant::now() + target.timeout * 4;
+    match drive(&mut stream, &mut machine, &upgrade, deadline).await {
+        Ok(UpstreamEvent::LoggedIn { capabilities, leftover }) => Ok((stream, capabilities, leftover)),
+        Err(DriveError::Machine(ImapError::Auth(e))) => Err(UpstreamFailure::Auth(e)),
+        Err(e) => Err(UpstreamFailure::Other(e.to_string())),
+    }
+}
+
+impl crate::driver::Machine for ImapDownstream {
+    type Event = DownstreamEvent;
+    type Error = ImapError;
+    fn feed(&mut self, bytes: &[u8]) {
+        ImapDownstream::feed(self, bytes)
+    }
+    fn next(&mut self) -> Result<DownstreamEvent, crate::proto::Interrupt<ImapError>> {
+        ImapDownstream::next(self)
+    }
+    fn tls_established(&mut self) {
+        ImapDownstream::tls_established(self)
+    }
+}
+
+impl crate::driver::Machine for ImapUpstream {
+    type Event = UpstreamEvent;
+    type Error = ImapError;
+    fn feed(&mut self, bytes: &[u8]) {
+        ImapUpstream::feed(self, bytes)
+    }
+    fn next(&mut self) -> Result<UpstreamEvent, crate::proto::Interrupt<ImapError>> {
+        ImapUpstream::next(self)
+    }
+    fn tls_established(&mut self) {
+        ImapUpstream::tls_established(self)
+    }
+}

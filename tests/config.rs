@@ -1,0 +1,104 @@
+//! Every file in fixtures/config/valid (and config/*.toml) parses; each file in
+//! fixtures/config/invalid fails with the message in its `# expect:` first line.
+
+use std::path::{Path, PathBuf};
+
+use oauth_mail_proxy::config::Config;
+use secrecy::SecretString;
+
+fn hash() -> String {
+    oauth_mail_proxy::accounts::hash_password(&SecretString::from("test-only"))
+}
+
+fn files(dir: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let mut v: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    v.sort();
+    assert!(!v.is_empty(), "no fixtures in {}", dir.display());
+    v
+}
+
+fn parse(path: &Path, hash: &str) -> Result<Config, String> {
+    let text = std::fs::read_to_string(path)
+        .unwrap()
+        .replace("@HASH@", hash)
+        .replace("REPLACE-WITH-OUTPUT-OF-hash-password", hash);
+    Config::parse(&text, path).map_err(|e| e.to_string())
+}
+
+#[test]
+fn valid_fixtures_and_examples_parse() {
+    let h = hash();
+    let mut all = files("tests/fixtures/config/valid");
+    all.extend(files("config"));
+    for f in all {
+        if let Err(e) = parse(&f, &h) {
+            panic!("{} should parse: {e}", f.display());
+        }
+    }
+}
+
+#[test]
+fn invalid_fixtures_fail_with_their_message() {
+    let h = hash();
+    for f in files("tests/fixtures/config/invalid") {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let expect = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# expect: "))
+            .unwrap_or_else(|| panic!("{} lacks a `# expect:` line", f.display()));
+        match parse(&f, &h) {
+            Ok(_) => panic!("{} should not parse", f.display()),
+            Err(e) => {
+                assert!(e.contains(expect), "{}: error {e:?} does not contain {expect:?}", f.display());
+                assert!(e.contains(&f.display().to_string()), "error {e:?} does not name the file");
+            }
+        }
+    }
+}
+
+#[test]
+fn resolved_values() {
+    let h = hash();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let c = parse(&dir.join("tests/fixtures/config/valid/loopback.toml"), &h).unwrap();
+    let l = &c.listeners[0];
+    assert_eq!(l.bind.to_string(), "[::1]:1143");
+    assert_eq!(l.upstream.port, 10143);
+    let (cert, _) = l.cert.as_ref().unwrap();
+    assert!(cert.is_absolute() && cert.ends_with("tests/fixtures/config/valid/local.pem"));
+    assert_eq!(c.proxy.state_dir, PathBuf::from("/tmp/omp-state"));
+    assert_eq!(c.proxy.refresh_margin.as_secs(), 120);
+    let a = &c.accounts[0];
+    assert_eq!(a.upstream_username, "bob@example.com");
+    assert_eq!(a.oauth.scopes, ["mail", "offline_access"]);
+
+    let m = parse(&dir.join("tests/fixtures/config/valid/minimal.toml"), &h).unwrap();
+    assert_eq!(m.listeners[0].bind.to_string(), "127.0.0.1:1143");
+    assert_eq!(m.listeners[0].upstream.port, 993, "implicit TLS default port");
+    assert!(m.proxy.state_dir.ends_with("tests/fixtures/config/valid/state"));
+    assert_eq!(m.accounts[0].upstream_username, "alice@example.com");
+
+    let ms = parse(&dir.join("config/microsoft.toml"), &h).unwrap();
+    let o = &ms.accounts[0].oauth;
+    assert_eq!(
+        o.token_url.as_str(),
+        "https://login.microsoftonline.com/organizations/oauth2/v2.0/token"
+    );
+    assert!(o.scopes.iter().any(|s| s == "offline_access"));
+    assert!(o.client_secret.is_none());
+}
+
+#[test]
+fn secrets_do_not_show_in_debug() {
+    let h = hash();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let c = parse(&dir.join("config/example.toml"), &h).unwrap();
+    let dbg = format!("{c:?}");
+    assert!(!dbg.contains("your-client-secret"), "client secret leaked into Debug output");
+}
