@@ -12,14 +12,17 @@
 //! Machines never sleep, never read clocks and never touch sockets: `driver.rs` owns
 //! timeouts, `session.rs` owns decisions.
 
+pub mod imap;
 pub mod line;
 pub mod sasl;
-pub mod imap;
 
 use secrecy::SecretString;
 
 /// I/O the driver must perform before calling `next()` again.
-#[derive(Debug, PartialEq, Eq)]
+///
+/// `Debug` shows only the length of `Write`: upstream writes carry the access token
+/// (the SASL initial response), so the bytes must never reach a log by accident.
+#[derive(PartialEq, Eq)]
 #[must_use]
 pub enum Io {
     /// Read more bytes from the peer and `feed()` them.
@@ -32,6 +35,17 @@ pub enum Io {
     /// Flush pending writes and close the connection (client said LOGOUT/QUIT, or too
     /// many errors).
     Close,
+}
+
+impl std::fmt::Debug for Io {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Io::NeedInput => f.write_str("NeedInput"),
+            Io::Write(bytes) => write!(f, "Write({} bytes)", bytes.len()),
+            Io::StartTls => f.write_str("StartTls"),
+            Io::Close => f.write_str("Close"),
+        }
+    }
 }
 
 /// Why `next()` did not return an event.
