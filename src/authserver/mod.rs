@@ -1,0 +1,270 @@
+//! A small but real OAuth 2.0 authorization server, for the tests and the demo.
+//!
+//! It speaks HTTP/1.1 on loopback and implements what the proxy and Dovecot need:
+//!
+//! * `GET /authorize`: authorization code grant with mandatory PKCE S256
+//!   (RFC 6749 §4.1, RFC 7636). Every request is auto-approved as `login_hint`, or
+//!   as [`AuthServerConfig::default_user`]; [`AuthServer::set_deny`] makes it answer
+//!   `error=access_denied` instead.
+//! * `POST /token`: `authorization_code`, `refresh_token` (with rotation) and
+//!   `client_credentials`; client authentication by HTTP Basic or body parameters
+//!   (RFC 6749 §2.3.1); errors as RFC 6749 §5.2 JSON.
+//! * `POST /introspect` (RFC 7662) for the introspection client, plus the GET
+//!   variants used by Dovecot's other `introspection_mode`s.
+//!
+//! Tokens are random and kept only as hashes; token values are never logged.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use oauth_mail_proxy::authserver::{AuthServer, AuthServerConfig};
+//! let server = AuthServer::start("127.0.0.1:0".parse().unwrap(), AuthServerConfig::generated()).await?;
+//! let (access, _refresh) = server.mint_tokens("alice@example.com");
+//! # let _ = access;
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod error;
+mod handlers;
+mod params;
+mod store;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use error::OAuthError;
+pub use params::s256_challenge;
+
+use handlers::DEFAULT_SCOPE;
+use store::Store;
+
+/// How long [`AuthServer::shutdown`] waits for open connections before aborting them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Settings of an [`AuthServer`]. `Debug` redacts the secrets.
+#[derive(Clone)]
+pub struct AuthServerConfig {
+    /// The one OAuth client allowed at `/authorize` and `/token`.
+    pub client_id: String,
+    /// Its secret; empty makes it a public client (`client_id` alone suffices).
+    pub client_secret: String,
+    /// The client allowed to call `/introspect` (Dovecot's credentials).
+    pub introspect_client_id: String,
+    pub introspect_client_secret: String,
+    /// Lifetime of newly issued access tokens.
+    pub token_lifetime: Duration,
+    /// User approved at `/authorize` when the request has no `login_hint`.
+    pub default_user: String,
+    /// Replace the refresh token on each refresh; the old one then stops working.
+    pub rotate_refresh_tokens: bool,
+}
+
+impl AuthServerConfig {
+    /// Fixed client ids, random secrets, one-hour tokens, user `alice@example.com`,
+    /// refresh-token rotation on.
+    pub fn generated() -> Self {
+        Self {
+            client_id: "oauth-mail-proxy".to_owned(),
+            client_secret: crate::secret::random_token(24),
+            introspect_client_id: "dovecot".to_owned(),
+            introspect_client_secret: crate::secret::random_token(24),
+            token_lifetime: Duration::from_secs(3600),
+            default_user: "alice@example.com".to_owned(),
+            rotate_refresh_tokens: true,
+        }
+    }
+}
+
+impl fmt::Debug for AuthServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthServerConfig")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[REDACTED]")
+            .field("introspect_client_id", &self.introspect_client_id)
+            .field("introspect_client_secret", &"[REDACTED]")
+            .field("token_lifetime", &self.token_lifetime)
+            .field("default_user", &self.default_user)
+            .field("rotate_refresh_tokens", &self.rotate_refresh_tokens)
+            .finish()
+    }
+}
+
+/// State shared by the handlers and the [`AuthServer`] handle.
+pub(crate) struct Shared {
+    cfg: AuthServerConfig,
+    store: Mutex<Store>,
+    deny: AtomicBool,
+    token_requests: AtomicU64,
+    grants: Mutex<HashMap<&'static str, u64>>,
+}
+
+impl Shared {
+    fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn count_grant(&self, grant_type: &'static str) {
+        let mut g = self.grants.lock().unwrap_or_else(PoisonError::into_inner);
+        *g.entry(grant_type).or_default() += 1;
+    }
+}
+
+/// A running authorization server. Dropping it stops the server in the background;
+/// [`AuthServer::shutdown`] stops it and waits.
+pub struct AuthServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+impl AuthServer {
+    /// Binds `bind` (port 0 picks a free port) and serves until shutdown.
+    pub async fn start(bind: SocketAddr, cfg: AuthServerConfig) -> std::io::Result<AuthServer> {
+        let listener = tokio::net::TcpListener::bind(bind).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            store: Mutex::new(Store::new(cfg.token_lifetime)),
+            cfg,
+            deny: AtomicBool::new(false),
+            token_requests: AtomicU64::new(0),
+            grants: Mutex::new(HashMap::new()),
+        });
+        let cancel = CancellationToken::new();
+        let app = handlers::router(shared.clone());
+        let stop = cancel.clone().cancelled_owned();
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+            {
+                tracing::warn!(error = %e, "test authorization server stopped with an error");
+            }
+        });
+        tracing::info!(%addr, "test authorization server listening");
+        Ok(AuthServer {
+            addr,
+            shared,
+            cancel,
+            task: Some(task),
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The configuration given to [`AuthServer::start`]. `token_lifetime` here is the
+    /// initial one; [`AuthServer::set_token_lifetime`] does not change it.
+    pub fn config(&self) -> &AuthServerConfig {
+        &self.shared.cfg
+    }
+
+    /// `http://HOST:PORT` with loopback in place of an unspecified bind address.
+    fn base_url(&self) -> String {
+        let mut a = self.addr;
+        if a.ip().is_unspecified() {
+            a.set_ip(if a.is_ipv4() {
+                Ipv4Addr::LOCALHOST.into()
+            } else {
+                Ipv6Addr::LOCALHOST.into()
+            });
+        }
+        format!("http://{a}")
+    }
+
+    pub fn authorize_url(&self) -> String {
+        format!("{}/authorize", self.base_url())
+    }
+
+    pub fn token_url(&self) -> String {
+        format!("{}/token", self.base_url())
+    }
+
+    pub fn introspect_url(&self) -> String {
+        format!("{}/introspect", self.base_url())
+    }
+
+    /// Successful token-endpoint grants of `grant_type` ("authorization_code",
+    /// "refresh_token", "client_credentials").
+    pub fn grants(&self, grant_type: &str) -> u64 {
+        let g = self
+            .shared
+            .grants
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        g.get(grant_type).copied().unwrap_or(0)
+    }
+
+    /// Every POST to `/token`, successful or not.
+    pub fn token_requests(&self) -> u64 {
+        self.shared.token_requests.load(Ordering::SeqCst)
+    }
+
+    /// Lifetime of access tokens issued from now on.
+    pub fn set_token_lifetime(&self, d: Duration) {
+        self.shared.store().set_lifetime(d);
+    }
+
+    /// While set, `/authorize` redirects with `error=access_denied`.
+    pub fn set_deny(&self, deny: bool) {
+        self.shared.deny.store(deny, Ordering::SeqCst);
+    }
+
+    /// Invalidates every refresh and access token of `user`.
+    pub fn revoke_user(&self, user: &str) {
+        self.shared.store().revoke_user(user);
+        tracing::info!(user, "tokens revoked");
+    }
+
+    /// Issues `(access_token, refresh_token)` for `user` to the configured client,
+    /// without any HTTP exchange (not counted in [`AuthServer::grants`]).
+    pub fn mint_tokens(&self, user: &str) -> (String, String) {
+        let issued =
+            self.shared
+                .store()
+                .issue_new(user, &self.shared.cfg.client_id, DEFAULT_SCOPE, true);
+        let refresh = issued
+            .refresh_token
+            .expect("issue_new with refresh returns one");
+        (issued.access_token, refresh)
+    }
+
+    /// Stops accepting, lets open requests finish (at most a few seconds), and waits.
+    pub async fn shutdown(mut self) {
+        self.cancel.cancel();
+        if let Some(mut task) = self.task.take()
+            && tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+                .await
+                .is_err()
+        {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for AuthServer {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+impl fmt::Debug for AuthServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthServer")
+            .field("addr", &self.addr)
+            .field("config", &self.shared.cfg)
+            .finish()
+    }
+}

@@ -1,0 +1,375 @@
+//! The authorization server's memory: pending codes, access and refresh tokens.
+//!
+//! Tokens are random ([`crate::secret::random_token`]) and stored only as SHA-256
+//! hashes, so lookups do not compare secrets byte by byte and a debug dump of the
+//! store reveals nothing usable. Every token belongs to a *family*: the chain of
+//! tokens grown from one authorization code. Replaying a code revokes its family
+//! (RFC 6749 §4.1.2).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+
+use super::error::OAuthError;
+use super::params::verify_pkce;
+use crate::secret::random_token;
+
+/// How long an authorization code may wait for its exchange.
+pub(crate) const CODE_LIFETIME: Duration = Duration::from_secs(60);
+/// Random bytes per code or token (256 bits).
+const TOKEN_BYTES: usize = 32;
+
+type Key = [u8; 32];
+
+fn key(token: &str) -> Key {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// What `/authorize` approved, waiting for the code exchange.
+#[derive(Debug, Clone)]
+pub(crate) struct CodeGrant {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub challenge: String,
+    pub user: String,
+    pub scope: String,
+}
+
+#[derive(Debug)]
+struct PendingCode {
+    grant: CodeGrant,
+    expires: Instant,
+}
+
+#[derive(Debug)]
+struct AccessToken {
+    user: String,
+    client_id: String,
+    scope: String,
+    issued: SystemTime,
+    expires: SystemTime,
+    family: u64,
+}
+
+#[derive(Debug)]
+struct RefreshToken {
+    user: String,
+    client_id: String,
+    scope: String,
+    family: u64,
+}
+
+/// Tokens handed out by one successful grant.
+#[derive(Debug)]
+pub(crate) struct Issued {
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+    pub expires_in: u64,
+    pub scope: String,
+    pub user: String,
+}
+
+/// What introspection reports about an active access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ActiveToken {
+    pub user: String,
+    pub client_id: String,
+    pub scope: String,
+    pub iat: u64,
+    pub exp: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Store {
+    lifetime: Duration,
+    codes: HashMap<Key, PendingCode>,
+    /// Codes already exchanged, kept until they would have expired, with their family.
+    redeemed: HashMap<Key, (Instant, u64)>,
+    access: HashMap<Key, AccessToken>,
+    refresh: HashMap<Key, RefreshToken>,
+    next_family: u64,
+}
+
+impl Store {
+    pub(crate) fn new(lifetime: Duration) -> Self {
+        Self {
+            lifetime,
+            codes: HashMap::new(),
+            redeemed: HashMap::new(),
+            access: HashMap::new(),
+            refresh: HashMap::new(),
+            next_family: 1,
+        }
+    }
+
+    pub(crate) fn set_lifetime(&mut self, lifetime: Duration) {
+        self.lifetime = lifetime;
+    }
+
+    /// Stores an approved authorization request and returns its single-use code.
+    pub(crate) fn new_code(&mut self, grant: CodeGrant) -> String {
+        self.purge();
+        let code = random_token(TOKEN_BYTES);
+        let expires = Instant::now() + CODE_LIFETIME;
+        self.codes
+            .insert(key(&code), PendingCode { grant, expires });
+        code
+    }
+
+    /// Exchanges a code. The code is consumed by any attempt, successful or not; a
+    /// replay of an exchanged code revokes every token issued from it.
+    pub(crate) fn redeem_code(
+        &mut self,
+        code: &str,
+        client_id: &str,
+        redirect_uri: &str,
+        verifier: &str,
+    ) -> Result<Issued, OAuthError> {
+        let k = key(code);
+        if let Some((_, family)) = self.redeemed.remove(&k) {
+            self.revoke_family(family);
+            return Err(OAuthError::InvalidGrant("authorization code already used"));
+        }
+        let pending = self
+            .codes
+            .remove(&k)
+            .ok_or(OAuthError::InvalidGrant("unknown authorization code"))?;
+        let g = pending.grant;
+        if pending.expires <= Instant::now() {
+            return Err(OAuthError::InvalidGrant("authorization code expired"));
+        }
+        if g.client_id != client_id {
+            return Err(OAuthError::InvalidGrant(
+                "code was issued to another client",
+            ));
+        }
+        if g.redirect_uri != redirect_uri {
+            return Err(OAuthError::InvalidGrant("redirect_uri does not match"));
+        }
+        if !verify_pkce(verifier, &g.challenge) {
+            return Err(OAuthError::InvalidGrant("PKCE verification failed"));
+        }
+        let family = self.new_family();
+        self.redeemed.insert(k, (pending.expires, family));
+        Ok(self.issue(&g.user, client_id, &g.scope, family, true))
+    }
+
+    /// Exchanges a refresh token. With `rotate`, the presented token is replaced by
+    /// a new one and stops working.
+    pub(crate) fn refresh(
+        &mut self,
+        token: &str,
+        client_id: &str,
+        scope: Option<&str>,
+        rotate: bool,
+    ) -> Result<Issued, OAuthError> {
+        let k = key(token);
+        let rt = self
+            .refresh
+            .get(&k)
+            .ok_or(OAuthError::InvalidGrant("unknown or revoked refresh token"))?;
+        if rt.client_id != client_id {
+            return Err(OAuthError::InvalidGrant(
+                "refresh token was issued to another client",
+            ));
+        }
+        let scope = match scope {
+            None => rt.scope.clone(),
+            Some(s) if is_subset(s, &rt.scope) => s.to_owned(),
+            Some(_) => return Err(OAuthError::InvalidScope),
+        };
+        let (user, family) = (rt.user.clone(), rt.family);
+        if !rotate {
+            let mut issued = self.issue(&user, client_id, &scope, family, false);
+            issued.refresh_token = Some(token.to_owned());
+            return Ok(issued);
+        }
+        self.refresh.remove(&k);
+        Ok(self.issue(&user, client_id, &scope, family, true))
+    }
+
+    /// An access token (and, when `with_refresh`, a refresh token) for `user` in a
+    /// new token family.
+    pub(crate) fn issue_new(
+        &mut self,
+        user: &str,
+        client_id: &str,
+        scope: &str,
+        with_refresh: bool,
+    ) -> Issued {
+        let family = self.new_family();
+        self.issue(user, client_id, scope, family, with_refresh)
+    }
+
+    /// The token's details while it is known, unexpired and not revoked.
+    pub(crate) fn introspect(&self, token: &str) -> Option<ActiveToken> {
+        let at = self.access.get(&key(token))?;
+        (SystemTime::now() < at.expires).then(|| ActiveToken {
+            user: at.user.clone(),
+            client_id: at.client_id.clone(),
+            scope: at.scope.clone(),
+            iat: unix_secs(at.issued),
+            exp: unix_secs(at.expires),
+        })
+    }
+
+    /// Forgets every access and refresh token of `user`.
+    pub(crate) fn revoke_user(&mut self, user: &str) {
+        self.access.retain(|_, t| t.user != user);
+        self.refresh.retain(|_, t| t.user != user);
+    }
+
+    fn revoke_family(&mut self, family: u64) {
+        self.access.retain(|_, t| t.family != family);
+        self.refresh.retain(|_, t| t.family != family);
+    }
+
+    fn new_family(&mut self) -> u64 {
+        self.next_family += 1;
+        self.next_family
+    }
+
+    fn issue(
+        &mut self,
+        user: &str,
+        client_id: &str,
+        scope: &str,
+        family: u64,
+        with_refresh: bool,
+    ) -> Issued {
+        self.purge();
+        let access_token = random_token(TOKEN_BYTES);
+        let issued = SystemTime::now();
+        self.access.insert(
+            key(&access_token),
+            AccessToken {
+                user: user.to_owned(),
+                client_id: client_id.to_owned(),
+                scope: scope.to_owned(),
+                issued,
+                expires: issued + self.lifetime,
+                family,
+            },
+        );
+        let refresh_token = with_refresh.then(|| {
+            let rt = random_token(TOKEN_BYTES);
+            self.refresh.insert(
+                key(&rt),
+                RefreshToken {
+                    user: user.to_owned(),
+                    client_id: client_id.to_owned(),
+                    scope: scope.to_owned(),
+                    family,
+                },
+            );
+            rt
+        });
+        Issued {
+            access_token,
+            refresh_token,
+            // Rounded up, so a client never believes a token lives longer than it does
+            // only because of truncation of a sub-second lifetime to 0.
+            expires_in: self.lifetime.as_secs() + u64::from(self.lifetime.subsec_nanos() > 0),
+            scope: scope.to_owned(),
+            user: user.to_owned(),
+        }
+    }
+
+    /// Drops expired codes and access tokens so a long-running demo stays small.
+    fn purge(&mut self) {
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        self.codes.retain(|_, c| c.expires > now);
+        self.redeemed.retain(|_, (expires, _)| *expires > now);
+        self.access.retain(|_, t| t.expires > wall);
+    }
+}
+
+/// True when every space-separated scope of `requested` is in `granted`.
+fn is_subset(requested: &str, granted: &str) -> bool {
+    requested
+        .split_ascii_whitespace()
+        .all(|s| granted.split_ascii_whitespace().any(|g| g == s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::authserver::params::s256_challenge;
+
+    const VERIFIER: &str = "0123456789012345678901234567890123456789abc";
+
+    fn store_with_code() -> (Store, String) {
+        let mut s = Store::new(Duration::from_secs(60));
+        let code = s.new_code(CodeGrant {
+            client_id: "c".into(),
+            redirect_uri: "http://127.0.0.1:1/cb".into(),
+            challenge: s256_challenge(VERIFIER),
+            user: "bob@example.com".into(),
+            scope: "mail".into(),
+        });
+        (s, code)
+    }
+
+    #[test]
+    fn code_exchange_checks_binding_and_is_single_use() {
+        let (mut s, code) = store_with_code();
+        let uri = "http://127.0.0.1:1/cb";
+        let issued = s.redeem_code(&code, "c", uri, VERIFIER).unwrap();
+        assert_eq!(issued.user, "bob@example.com");
+        assert!(s.introspect(&issued.access_token).is_some());
+        // Replay fails and revokes what the code produced.
+        assert!(s.redeem_code(&code, "c", uri, VERIFIER).is_err());
+        assert!(s.introspect(&issued.access_token).is_none());
+        let rt = issued.refresh_token.unwrap();
+        assert!(s.refresh(&rt, "c", None, true).is_err());
+
+        for (client, uri2, verifier) in [
+            ("other", uri, VERIFIER),
+            ("c", "http://127.0.0.1:2/cb", VERIFIER),
+            ("c", uri, "wrong-verifier-wrong-verifier-wrong-verifier"),
+        ] {
+            let (mut s, code) = store_with_code();
+            let err = s.redeem_code(&code, client, uri2, verifier).unwrap_err();
+            assert_eq!(err.code(), "invalid_grant");
+        }
+    }
+
+    #[test]
+    fn refresh_rotation_and_scope() {
+        let mut s = Store::new(Duration::from_secs(60));
+        let first = s.issue_new("u", "c", "mail extra", true);
+        let rt = first.refresh_token.unwrap();
+        assert_eq!(
+            s.refresh(&rt, "c", Some("other"), true).unwrap_err(),
+            OAuthError::InvalidScope
+        );
+        let second = s.refresh(&rt, "c", Some("mail"), true).unwrap();
+        assert_eq!(second.scope, "mail");
+        assert!(
+            s.refresh(&rt, "c", None, true).is_err(),
+            "rotated token is dead"
+        );
+        let rt2 = second.refresh_token.unwrap();
+        let third = s.refresh(&rt2, "c", None, false).unwrap();
+        assert_eq!(third.refresh_token.as_deref(), Some(rt2.as_str()));
+        s.revoke_user("u");
+        assert!(s.refresh(&rt2, "c", None, false).is_err());
+        assert!(s.introspect(&third.access_token).is_none());
+    }
+
+    #[test]
+    fn access_tokens_expire() {
+        let mut s = Store::new(Duration::from_millis(0));
+        let t = s.issue_new("u", "c", "mail", false);
+        assert!(t.refresh_token.is_none());
+        assert!(s.introspect(&t.access_token).is_none());
+        s.set_lifetime(Duration::from_millis(1500));
+        assert_eq!(s.issue_new("u", "c", "mail", false).expires_in, 2);
+    }
+}

@@ -1,0 +1,163 @@
+//! Starting the proxy in tests: in-process on port 0 (`TestProxy`), or the real
+//! binary as a child process (`ProxyProcess`), plus a counting TCP forwarder that
+//! shows whether anything reached the upstream.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use oauth_mail_proxy::config::Config;
+use oauth_mail_proxy::listener::Server;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+/// One `[[listener]]` of a test config.
+pub struct ListenerSpec {
+    pub tls: &'static str,
+    pub upstream: SocketAddr,
+    pub upstream_tls: &'static str,
+    pub upstream_ca: Option<PathBuf>,
+}
+
+/// The account of a test config.
+pub struct AccountSpec<'a> {
+    pub username: &'a str,
+    pub password_hash: &'a str,
+    pub client_id: &'a str,
+    pub client_secret: &'a str,
+    pub authorize_url: &'a str,
+    pub token_url: &'a str,
+    pub mechanism: &'a str,
+}
+
+/// Writes a config file into `dir` and returns its path. Listeners bind port 0.
+pub fn write_config(dir: &Path, listeners: &[ListenerSpec], accounts: &[AccountSpec]) -> PathBuf {
+    let mut s = String::new();
+    s.push_str(&format!(
+        "[proxy]\nstate_dir = \"{}\"\nauth_failure_delay = \"200ms\"\nrefresh_margin = \"1s\"\n\n",
+        dir.join("state").display()
+    ));
+    for l in listeners {
+        // Upstream by name "localhost" when TLS is verified (the test cert has
+        // that SAN), by IP otherwise.
+        let host = if l.upstream_tls == "none" {
+            l.upstream.ip().to_string()
+        } else {
+            "localhost".to_string()
+        };
+        s.push_str(&format!(
+            "[[listener]]\nprotocol = \"imap\"\nbind = \"127.0.0.1:0\"\ntls = \"{}\"\nupstream = \"{}:{}\"\nupstream_tls = \"{}\"\n",
+            l.tls,
+            host,
+            l.upstream.port(),
+            l.upstream_tls
+        ));
+        if let Some(ca) = &l.upstream_ca {
+            s.push_str(&format!("upstream_ca = \"{}\"\n", ca.display()));
+        }
+        s.push('\n');
+    }
+    for a in accounts {
+        s.push_str(&format!(
+            "[[account]]\nusername = \"{}\"\npassword_hash = \"{}\"\nprovider = \"custom\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\nauthorize_url = \"{}\"\ntoken_url = \"{}\"\nscopes = [\"mail\"]\nmechanism = \"{}\"\n\n",
+            a.username, a.password_hash, a.client_id, a.client_secret, a.authorize_url, a.token_url, a.mechanism
+        ));
+    }
+    let path = dir.join("proxy.toml");
+    std::fs::write(&path, s).unwrap();
+    path
+}
+
+/// A proxy running in this process.
+pub struct TestProxy {
+    pub addrs: Vec<SocketAddr>,
+    pub config: Config,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestProxy {
+    pub async fn start(config_path: &Path) -> TestProxy {
+        let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+        let config = Config::load(config_path).expect("test config is valid");
+        let server = Server::bind(config.clone()).await.expect("proxy binds");
+        let addrs = server.local_addrs();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(server.run(shutdown.clone()));
+        TestProxy {
+            addrs,
+            config,
+            shutdown,
+            task,
+        }
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), self.task).await;
+    }
+}
+
+/// A TCP forwarder that counts the connections it accepted.
+pub struct CountingForwarder {
+    pub addr: SocketAddr,
+    pub connections: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CountingForwarder {
+    pub async fn start(target: SocketAddr) -> CountingForwarder {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let connections = Arc::new(AtomicU64::new(0));
+        let c = connections.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut down, _)) = l.accept().await {
+                c.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    if let Ok(mut up) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                    }
+                });
+            }
+        });
+        CountingForwarder {
+            addr,
+            connections,
+            task,
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for CountingForwarder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Runs tests/clients/imap_fetch.py; returns (exit code, stdout).
+pub async fn python_imap(args: &[&str], secret: &str) -> (i32, String) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/imap_fetch.py");
+    let out = tokio::process::Command::new("python3")
+        .arg(script)
+        .args(args)
+        .env("IMAP_SECRET", secret)
+        .output()
+        .await
+        .expect("python3 runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !stderr.trim().is_empty() {
+        eprintln!("imap_fetch.py stderr: {stderr}");
+    }
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
