@@ -1,0 +1,148 @@
+//! The oauth2 client for an account, and the one shared HTTP client.
+//!
+//! oauth2 5 tracks which endpoints are configured in the type (`EndpointSet` /
+//! `EndpointNotSet`); ours always has the authorization and token endpoints.
+//! The HTTP client never follows redirects (an open redirect on the token endpoint
+//! must not be able to bounce the code or refresh token elsewhere).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::Duration;
+
+use oauth2::basic::BasicClient;
+use oauth2::{
+    AsyncHttpClient, AuthType, AuthUrl, ClientId, ClientSecret, EndpointNotSet, EndpointSet,
+    HttpClientError, HttpRequest, HttpResponse, TokenUrl,
+};
+use secrecy::ExposeSecret;
+
+use crate::config::OAuthClient;
+
+/// An oauth2 client with authorization and token endpoints set.
+pub type ConfiguredClient =
+    BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+
+/// The error type of the HTTP client as oauth2 sees it.
+pub type HttpError = HttpClientError<reqwest::Error>;
+
+/// Connect timeout of the shared HTTP client.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Whole-request timeout of the shared HTTP client.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Builds the one HTTP client used for every token request: no redirects, bounded
+/// time, rustls.
+pub fn http_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(REQUEST_TIMEOUT)
+        .user_agent(concat!("oauth-mail-proxy/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// Builds the oauth2 client for a configured OAuth client. A missing secret makes it
+/// a public client. Credentials go in the request body (like pizauth), which Google,
+/// Microsoft and RFC 6749 servers all accept.
+pub fn oauth_client(cfg: &OAuthClient) -> ConfiguredClient {
+    let client = BasicClient::new(ClientId::new(cfg.client_id.clone()))
+        .set_auth_uri(AuthUrl::from_url(cfg.authorize_url.clone()))
+        .set_token_uri(TokenUrl::from_url(cfg.token_url.clone()))
+        .set_auth_type(AuthType::RequestBody);
+    match &cfg.client_secret {
+        Some(s) => client.set_client_secret(ClientSecret::new(s.expose_secret().to_owned())),
+        None => client,
+    }
+}
+
+/// Wraps the shared reqwest client for one token request and remembers the HTTP
+/// status of the response: oauth2 drops it, but classifying a failure needs it.
+pub(crate) struct StatusRecorder<'a> {
+    http: &'a reqwest::Client,
+    status: AtomicU16,
+}
+
+impl<'a> StatusRecorder<'a> {
+    pub(crate) fn new(http: &'a reqwest::Client) -> Self {
+        StatusRecorder {
+            http,
+            status: AtomicU16::new(0),
+        }
+    }
+
+    /// The status of the last response, if one was received.
+    pub(crate) fn status(&self) -> Option<u16> {
+        match self.status.load(Ordering::Relaxed) {
+            0 => None,
+            s => Some(s),
+        }
+    }
+}
+
+impl<'c> AsyncHttpClient<'c> for StatusRecorder<'_> {
+    type Error = HttpError;
+    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, HttpError>> + Send + 'c>>;
+
+    fn call(&'c self, request: HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let response = self.http.call(request).await?;
+            self.status
+                .store(response.status().as_u16(), Ordering::Relaxed);
+            Ok(response)
+        })
+    }
+}
+
+/// `e: source: source ...`, for error messages (never contains request bodies).
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.ends_with(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Provider;
+    use oauth2::{CsrfToken, Scope};
+
+    fn cfg(secret: Option<&str>) -> OAuthClient {
+        OAuthClient {
+            provider: Provider::Custom,
+            client_id: "cid".into(),
+            client_secret: secret.map(Into::into),
+            authorize_url: "https://auth.example/authorize".parse().unwrap(),
+            token_url: "https://auth.example/token".parse().unwrap(),
+            scopes: vec!["mail".into()],
+        }
+    }
+
+    #[test]
+    fn builds_public_and_confidential_clients() {
+        for secret in [None, Some("s3cret")] {
+            let c = oauth_client(&cfg(secret));
+            assert_eq!(c.token_uri().as_str(), "https://auth.example/token");
+            let (url, _) = c
+                .authorize_url(|| CsrfToken::new("st".into()))
+                .add_scope(Scope::new("mail".into()))
+                .url();
+            let url = url.to_string();
+            assert!(url.starts_with("https://auth.example/authorize?"), "{url}");
+            assert!(
+                url.contains("client_id=cid") && url.contains("state=st"),
+                "{url}"
+            );
+            assert!(!url.contains("s3cret"));
+        }
+        assert!(http_client().is_ok());
+    }
+}

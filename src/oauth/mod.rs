@@ -1,0 +1,366 @@
+//! OAuth 2.0 tokens: the encrypted store, refresh, and the interactive login.
+//!
+//! * [`store`] keeps one encrypted record per account on disk;
+//! * [`client`] builds the oauth2 client and the shared HTTP client;
+//! * [`outcome`] classifies a token-endpoint answer (refreshed / transient / re-consent);
+//! * [`flows`] runs the authorization-code + PKCE login with a loopback redirect;
+//! * [`TokenManager`] (here) hands out access tokens, refreshing each account's token at
+//!   most once at a time (single flight), with the store as the source of truth.
+
+pub mod client;
+pub mod flows;
+mod key;
+mod loopback;
+pub mod outcome;
+pub mod store;
+
+use std::sync::Arc;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use dashmap::DashMap;
+use oauth2::RefreshToken;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::config::Account;
+
+pub use flows::{FlowError, LoginOptions, UrlSink, login_authorization_code};
+pub use outcome::RefreshOutcome;
+pub use store::{StoreError, TokenKey, TokenRecord, TokenStore};
+
+/// After a transient refresh failure, callers get that failure (or the still-valid
+/// token) without a new request for this long. Keeps a token-endpoint outage from
+/// turning every client login into a request, and queued callers from retrying one by
+/// one.
+pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_secs(10);
+
+/// Upper bound on one refresh request, whatever the HTTP client's own timeouts.
+pub const REFRESH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why no access token could be had. `Display` never contains a token.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The user must run `oauth-mail-proxy login <account>`.
+    #[error("account {account} needs `oauth-mail-proxy login {account}`: {reason}")]
+    NeedsLogin { account: String, reason: String },
+    /// Refresh failed for a reason that may go away; try again later.
+    #[error("token refresh failed (temporary): {0}")]
+    Transient(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// A summary of one account's tokens, without secrets (for `status` / admin).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenStatus {
+    pub account: String,
+    /// A record exists in the store.
+    pub stored: bool,
+    /// Unix seconds; `None` if unknown or nothing stored.
+    pub expires_at: Option<u64>,
+    /// The access token is usable now (not expired, not rejected upstream).
+    pub valid: bool,
+    pub has_refresh_token: bool,
+    pub needs_login: Option<String>,
+    pub obtained_at: Option<u64>,
+    pub last_refresh: Option<u64>,
+    pub scopes: Vec<String>,
+    /// The last transient refresh failure seen by this process, if any.
+    pub last_error: Option<String>,
+}
+
+impl TokenStatus {
+    /// The status of a stored record (or of none), as of now.
+    pub fn from_record(account: &str, rec: Option<&TokenRecord>) -> Self {
+        TokenStatus {
+            account: account.to_owned(),
+            stored: rec.is_some(),
+            expires_at: rec.and_then(|r| r.expires_at),
+            valid: rec.is_some_and(|r| r.needs_login.is_none() && valid_beyond(r, Duration::ZERO)),
+            has_refresh_token: rec.is_some_and(|r| r.refresh_token.is_some()),
+            needs_login: rec.and_then(|r| r.needs_login.clone()),
+            obtained_at: rec.map(|r| r.obtained_at),
+            last_refresh: rec.and_then(|r| r.last_refresh),
+            scopes: rec.map(|r| r.scopes.clone()).unwrap_or_default(),
+            last_error: None,
+        }
+    }
+}
+
+/// True if `rec`'s access token is still valid `margin` from now. A token without a
+/// known expiry counts as valid until upstream rejects it.
+fn valid_beyond(rec: &TokenRecord, margin: Duration) -> bool {
+    match rec.expires_at {
+        None => true,
+        Some(exp) => UNIX_EPOCH + Duration::from_secs(exp) > SystemTime::now() + margin,
+    }
+}
+
+/// Orders records by how recent the grant behind them is.
+fn freshness(rec: &TokenRecord) -> (u64, u64) {
+    (rec.obtained_at, rec.last_refresh.unwrap_or(0))
+}
+
+/// Hands out access tokens. Cheap to clone; share one per process.
+#[derive(Clone)]
+pub struct TokenManager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: TokenStore,
+    http: reqwest::Client,
+    margin: Duration,
+    retry_backoff: Duration,
+    slots: DashMap<String, Arc<Slot>>,
+}
+
+/// Per-account state. The async mutex is the single-flight lock: whoever holds it
+/// may refresh; everyone else waits and then finds the fresh token.
+#[derive(Default)]
+struct Slot {
+    /// The access token upstream rejected, set by `invalidate` (which cannot wait for
+    /// the lock). It only counts while it is still the cached token, so a session
+    /// reporting an old token never discards a fresh one.
+    stale: std::sync::Mutex<Option<SecretString>>,
+    state: tokio::sync::Mutex<SlotState>,
+}
+
+/// The cached token if it can be handed out and stays valid for `margin`.
+fn usable(st: &SlotState, margin: Duration) -> Option<&TokenRecord> {
+    st.record
+        .as_ref()
+        .filter(|r| r.needs_login.is_none() && !st.rejected && valid_beyond(r, margin))
+}
+
+#[derive(Default)]
+struct SlotState {
+    record: Option<TokenRecord>,
+    /// Upstream rejected the cached access token: do not hand it out again.
+    rejected: bool,
+    last_failure: Option<(Instant, String)>,
+}
+
+impl TokenManager {
+    /// `http` should come from [`client::http_client`] (no redirects, timeouts).
+    /// `refresh_margin` is `config::Proxy::refresh_margin`.
+    pub fn new(store: TokenStore, http: reqwest::Client, refresh_margin: Duration) -> Self {
+        TokenManager {
+            inner: Arc::new(Inner {
+                store,
+                http,
+                margin: refresh_margin,
+                retry_backoff: DEFAULT_RETRY_BACKOFF,
+                slots: DashMap::new(),
+            }),
+        }
+    }
+
+    /// Sets the transient-failure backoff (see [`DEFAULT_RETRY_BACKOFF`]); call before
+    /// cloning.
+    pub fn with_retry_backoff(mut self, backoff: Duration) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.retry_backoff = backoff,
+            None => tracing::warn!("with_retry_backoff called on a shared TokenManager; ignored"),
+        }
+        self
+    }
+
+    pub fn store(&self) -> &TokenStore {
+        &self.inner.store
+    }
+
+    fn slot(&self, account: &str) -> Arc<Slot> {
+        // Clone the Arc out so no dashmap guard lives across an `.await`.
+        if let Some(s) = self.inner.slots.get(account) {
+            return Arc::clone(&s);
+        }
+        Arc::clone(&self.inner.slots.entry(account.to_owned()).or_default())
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&TokenStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, TokenError> {
+        let store = self.inner.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| TokenError::Internal(format!("token store task: {e}")))?
+            .map_err(TokenError::from)
+    }
+
+    /// A valid access token for `account`, refreshing it first if it expires within
+    /// the refresh margin. Concurrent calls for one account share one refresh.
+    pub async fn access_token(&self, account: &Account) -> Result<SecretString, TokenError> {
+        let name = account.username.as_str();
+        let slot = self.slot(name);
+        let mut st = slot.state.lock().await;
+        let rejected = slot.stale.lock().map(|mut g| g.take()).unwrap_or(None);
+        if let (Some(bad), Some(rec)) = (rejected, &st.record)
+            && crate::secret::ct_eq(
+                bad.expose_secret().as_bytes(),
+                rec.access_token.expose_secret().as_bytes(),
+            )
+        {
+            st.rejected = true;
+        }
+        let margin = self.inner.margin;
+        if let Some(r) = usable(&st, margin) {
+            return Ok(r.access_token.clone());
+        }
+
+        // Slow path. The store is the source of truth: another process (`login`, or a
+        // second proxy) may have written a newer grant.
+        let owned = name.to_owned();
+        match self.blocking(move |s| s.load(&owned)).await? {
+            None => {
+                st.record = None;
+                return Err(needs_login(name, "no token stored; run login"));
+            }
+            Some(disk) => {
+                let newer = st
+                    .record
+                    .as_ref()
+                    .is_none_or(|c| freshness(&disk) > freshness(c));
+                if newer {
+                    st.record = Some(disk);
+                    st.rejected = false;
+                    st.last_failure = None;
+                }
+            }
+        }
+        let rec = st.record.clone().expect("record set above");
+        if let Some(reason) = &rec.needs_login {
+            return Err(needs_login(name, reason));
+        }
+        if let Some(r) = usable(&st, margin) {
+            return Ok(r.access_token.clone());
+        }
+        let still_valid = usable(&st, Duration::ZERO).map(|r| r.access_token.clone());
+        if let Some((at, msg)) = &st.last_failure
+            && at.elapsed() < self.inner.retry_backoff
+        {
+            return still_valid.ok_or_else(|| TokenError::Transient(msg.clone()));
+        }
+        let Some(refresh_token) = rec.refresh_token.clone() else {
+            return still_valid.ok_or_else(|| {
+                needs_login(name, "access token expired and no refresh token is stored")
+            });
+        };
+
+        match self.refresh(account, &rec, &refresh_token).await {
+            RefreshOutcome::Refreshed(new) => {
+                let token = new.access_token.clone();
+                let (owned, to_save) = (name.to_owned(), new.clone());
+                if let Err(e) = self.blocking(move |s| s.save(&owned, &to_save)).await {
+                    // Keep going with the new token; a restart may need a new login if
+                    // the server rotated the refresh token.
+                    tracing::error!(account = name, "cannot save refreshed token: {e}");
+                }
+                tracing::info!(
+                    account = name,
+                    expires_at = new.expires_at,
+                    rotated = new.refresh_token.as_ref().map(|t| t.expose_secret())
+                        != Some(refresh_token.expose_secret()),
+                    "access token refreshed"
+                );
+                st.record = Some(new);
+                st.rejected = false;
+                st.last_failure = None;
+                Ok(token)
+            }
+            RefreshOutcome::Transient(msg) => {
+                tracing::warn!(account = name, "token refresh failed, will retry: {msg}");
+                st.last_failure = Some((Instant::now(), msg.clone()));
+                still_valid.ok_or(TokenError::Transient(msg))
+            }
+            RefreshOutcome::NeedsConsent(msg) => {
+                let reason = format!("refresh token rejected: {msg}");
+                tracing::warn!(
+                    account = name,
+                    "account {name} needs `oauth-mail-proxy login {name}`: {reason}"
+                );
+                let mut marked = rec;
+                marked.needs_login = Some(reason.clone());
+                let (owned, to_save) = (name.to_owned(), marked.clone());
+                if let Err(e) = self.blocking(move |s| s.save(&owned, &to_save)).await {
+                    tracing::error!(account = name, "cannot record needs-login state: {e}");
+                }
+                st.record = Some(marked);
+                Err(needs_login(name, &reason))
+            }
+        }
+    }
+
+    async fn refresh(
+        &self,
+        account: &Account,
+        rec: &TokenRecord,
+        rt: &SecretString,
+    ) -> RefreshOutcome {
+        let client = client::oauth_client(&account.oauth);
+        let recorder = client::StatusRecorder::new(&self.inner.http);
+        let rt = RefreshToken::new(rt.expose_secret().to_owned());
+        let request = client.exchange_refresh_token(&rt).request_async(&recorder);
+        // Guards the per-account lock even if `http` was built without timeouts.
+        let Ok(result) = tokio::time::timeout(REFRESH_TIMEOUT, request).await else {
+            return RefreshOutcome::Transient(format!(
+                "token request timed out after {}s",
+                REFRESH_TIMEOUT.as_secs()
+            ));
+        };
+        outcome::classify_refresh(recorder.status(), result, rec, outcome::unix_now())
+    }
+
+    /// Upstream rejected `token` for `account`: if it is still the cached access
+    /// token, the next [`access_token`](Self::access_token) call refreshes. A token
+    /// that has been replaced already is ignored, so concurrent sessions that all saw
+    /// the old token cause one refresh, not one each.
+    pub fn invalidate(&self, account: &str, token: &SecretString) {
+        if let Ok(mut g) = self.slot(account).stale.lock() {
+            *g = Some(token.clone());
+        }
+    }
+
+    /// A secret-free summary of `account`'s tokens. Reads the store (a small blocking
+    /// file read) and adds what this process knows (rejected token, last failure).
+    pub fn status(&self, account: &str) -> Result<TokenStatus, TokenError> {
+        let rec = self.inner.store.load(account)?;
+        let mut status = TokenStatus::from_record(account, rec.as_ref());
+        let slot = self.inner.slots.get(account).map(|s| Arc::clone(&s));
+        if let Some(slot) = slot {
+            if slot.stale.lock().is_ok_and(|g| g.is_some()) {
+                status.valid = false;
+            }
+            if let Ok(st) = slot.state.try_lock() {
+                if st.rejected {
+                    status.valid = false;
+                }
+                status.last_error = st.last_failure.as_ref().map(|(_, m)| m.clone());
+            }
+        }
+        Ok(status)
+    }
+}
+
+fn needs_login(account: &str, reason: &str) -> TokenError {
+    TokenError::NeedsLogin {
+        account: account.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sessions and the CLI spawn these futures: they must be `Send`.
+    #[allow(dead_code)]
+    fn futures_are_send(m: &TokenManager, a: &Account, s: &TokenStore, h: &reqwest::Client) {
+        fn is_send<T: Send>(_: &T) {}
+        is_send(&m.access_token(a));
+        is_send(&login_authorization_code(a, s, h, LoginOptions::default()));
+    }
+}
