@@ -6,7 +6,11 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "oauth-mail-proxy", version, about = "IMAP/POP3/SMTP proxy: password logins in, OAuth 2.0 (XOAUTH2/OAUTHBEARER) out")]
+#[command(
+    name = "oauth-mail-proxy",
+    version,
+    about = "IMAP/POP3/SMTP proxy: password logins in, OAuth 2.0 (XOAUTH2/OAUTHBEARER) out"
+)]
 pub struct Cli {
     /// Config file [default: $OAUTH_MAIL_PROXY_CONFIG, then ./oauth-mail-proxy.toml]
     #[arg(long, short, global = true, value_name = "FILE")]

@@ -15,11 +15,17 @@ use crate::stream::Stream;
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     #[error("cannot resolve {host}: {source}")]
-    Resolve { host: String, source: std::io::Error },
+    Resolve {
+        host: String,
+        source: std::io::Error,
+    },
     #[error("cannot connect to {target}: {reason}")]
     Connect { target: String, reason: String },
     #[error("TLS handshake with {target} failed: {source}")]
-    Tls { target: String, source: std::io::Error },
+    Tls {
+        target: String,
+        source: std::io::Error,
+    },
     #[error("{0:?} is not a valid TLS server name")]
     BadName(String),
 }
@@ -37,7 +43,8 @@ pub struct Target {
 impl Target {
     /// The name to verify the server certificate against.
     pub fn server_name(&self) -> Result<ServerName<'static>, ConnectError> {
-        ServerName::try_from(self.host.clone()).map_err(|_| ConnectError::BadName(self.host.clone()))
+        ServerName::try_from(self.host.clone())
+            .map_err(|_| ConnectError::BadName(self.host.clone()))
     }
 
     fn display(&self) -> String {
@@ -53,17 +60,20 @@ impl Target {
 /// and verified.
 pub async fn connect(t: &Target) -> Result<Stream, ConnectError> {
     let target = t.display();
-    let addrs: Vec<_> = tokio::time::timeout(t.timeout, tokio::net::lookup_host((t.host.as_str(), t.port)))
-        .await
-        .map_err(|_| ConnectError::Resolve {
-            host: t.host.clone(),
-            source: std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"),
-        })?
-        .map_err(|source| ConnectError::Resolve {
-            host: t.host.clone(),
-            source,
-        })?
-        .collect();
+    let addrs: Vec<_> = tokio::time::timeout(
+        t.timeout,
+        tokio::net::lookup_host((t.host.as_str(), t.port)),
+    )
+    .await
+    .map_err(|_| ConnectError::Resolve {
+        host: t.host.clone(),
+        source: std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"),
+    })?
+    .map_err(|source| ConnectError::Resolve {
+        host: t.host.clone(),
+        source,
+    })?
+    .collect();
     let mut last = String::from("no addresses");
     let mut tcp = None;
     for addr in addrs {
@@ -84,7 +94,9 @@ pub async fn connect(t: &Target) -> Result<Stream, ConnectError> {
     let mut stream = Stream::Plain(tcp);
     if t.tls == UpstreamTls::Implicit {
         let name = t.server_name()?;
-        match tokio::time::timeout(t.timeout, stream.connect_tls(t.client_config.clone(), name)).await {
+        match tokio::time::timeout(t.timeout, stream.connect_tls(t.client_config.clone(), name))
+            .await
+        {
             Ok(Ok(())) => {}
             Ok(Err(source)) => return Err(ConnectError::Tls { target, source }),
             Err(_) => {

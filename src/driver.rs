@@ -84,7 +84,9 @@ pub async fn drive<M: Machine>(
                     Upgrade::Client(cfg, name) => {
                         timed(deadline, stream.connect_tls(cfg.clone(), name.clone())).await?
                     }
-                    Upgrade::Unavailable => Err(io::Error::other("STARTTLS requested but no TLS is configured")),
+                    Upgrade::Unavailable => Err(io::Error::other(
+                        "STARTTLS requested but no TLS is configured",
+                    )),
                 };
                 res.map_err(DriveError::Tls)?;
                 m.tls_established();
@@ -101,5 +103,7 @@ async fn timed<T, E: std::fmt::Display>(
     deadline: Instant,
     f: impl std::future::Future<Output = T>,
 ) -> Result<T, DriveError<E>> {
-    timeout_at(deadline, f).await.map_err(|_| DriveError::Timeout)
+    timeout_at(deadline, f)
+        .await
+        .map_err(|_| DriveError::Timeout)
 }

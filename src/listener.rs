@@ -25,7 +25,10 @@ pub const MAX_CONNECTIONS: usize = 10_000;
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("listener {addr}: {source}")]
     Tls {
         addr: SocketAddr,
@@ -47,8 +50,10 @@ impl Server {
     /// Builds everything the sessions share and binds every listener. Fails before
     /// accepting anything when a port, certificate or the token store is unusable.
     pub async fn bind(config: Config) -> Result<Server, ServeError> {
-        let store = TokenStore::open(&config.proxy.state_dir).map_err(|e| ServeError::Store(e.to_string()))?;
-        let http = crate::oauth::http_client().map_err(|e| ServeError::Http(e.to_string()))?;
+        let store = TokenStore::open(&config.proxy.state_dir)
+            .map_err(|e| ServeError::Store(e.to_string()))?;
+        let http =
+            crate::oauth::client::http_client().map_err(|e| ServeError::Http(e.to_string()))?;
         let shutdown = CancellationToken::new();
         let shared = Arc::new(Shared {
             proxy: config.proxy.clone(),
@@ -59,13 +64,17 @@ impl Server {
         });
         let mut listeners = Vec::new();
         for l in &config.listeners {
-            let tls_err = |source| ServeError::Tls { addr: l.bind, source };
+            let tls_err = |source| ServeError::Tls {
+                addr: l.bind,
+                source,
+            };
             let server_tls = match l.tls {
                 ListenTls::None => None,
                 _ => {
                     let (cert, key) = match &l.cert {
                         Some(pair) => pair.clone(),
-                        None => crate::tls::ensure_generated(&config.proxy.state_dir).map_err(tls_err)?,
+                        None => crate::tls::ensure_generated(&config.proxy.state_dir)
+                            .map_err(tls_err)?,
                     };
                     Some(crate::tls::server_config(&cert, &key).map_err(tls_err)?)
                 }
@@ -74,12 +83,16 @@ impl Server {
                 host: l.upstream.host.clone(),
                 port: l.upstream.port,
                 tls: l.upstream.tls,
-                client_config: crate::tls::client_config(l.upstream.ca.as_deref()).map_err(tls_err)?,
+                client_config: crate::tls::client_config(l.upstream.ca.as_deref())
+                    .map_err(tls_err)?,
                 timeout: config.proxy.upstream_timeout,
             };
             let tcp = TcpListener::bind(l.bind)
                 .await
-                .map_err(|source| ServeError::Bind { addr: l.bind, source })?;
+                .map_err(|source| ServeError::Bind {
+                    addr: l.bind,
+                    source,
+                })?;
             let ctx = ListenerCtx {
                 cfg: l.clone(),
                 server_tls,
@@ -156,7 +169,10 @@ async fn accept_loop(
                     drop(permit);
                 });
             }
-            other => warn!(protocol = other.name(), "protocol not supported yet; closing"),
+            other => warn!(
+                protocol = other.name(),
+                "protocol not supported yet; closing"
+            ),
         }
     }
 }

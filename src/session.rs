@@ -13,9 +13,11 @@ use crate::accounts::Accounts;
 use crate::config::{Account, ListenTls, Listener, Proxy};
 use crate::connector::{self, Target};
 use crate::driver::{DriveError, Upgrade, drive};
-use crate::error::{Side, SessionError};
+use crate::error::{SessionError, Side};
 use crate::oauth::{TokenError, TokenManager};
-use crate::proto::imap::{DownstreamEvent, ImapDownstream, ImapError, ImapUpstream, LoginRejection, UpstreamEvent};
+use crate::proto::imap::{
+    DownstreamEvent, ImapDownstream, ImapError, ImapUpstream, LoginRejection, UpstreamEvent,
+};
 use crate::proto::{Limits, LocalTls, UpstreamAuthError, UpstreamLogin, UpstreamTls};
 use crate::stream::Stream;
 
@@ -67,26 +69,39 @@ async fn imap_session(
     let _ = tcp.set_nodelay(true);
     let deadline = Instant::now() + shared.proxy.preauth_timeout;
     let mut down = Stream::Plain(tcp);
-    let upgrade = lc.server_tls.clone().map_or(Upgrade::Unavailable, Upgrade::Server);
+    let upgrade = lc
+        .server_tls
+        .clone()
+        .map_or(Upgrade::Unavailable, Upgrade::Server);
     let local_tls = match lc.cfg.tls {
         ListenTls::None => LocalTls::None,
         ListenTls::StartTls => LocalTls::StartTlsRequired,
         ListenTls::Implicit => {
-            let cfg = lc.server_tls.clone().expect("implicit listener has a TLS config");
+            let cfg = lc
+                .server_tls
+                .clone()
+                .expect("implicit listener has a TLS config");
             tokio::time::timeout_at(deadline, down.accept_tls(cfg))
                 .await
                 .map_err(|_| SessionError::new(Side::Downstream, "TLS handshake timed out"))?
-                .map_err(|e| SessionError::new(Side::Downstream, format!("TLS handshake failed: {e}")))?;
+                .map_err(|e| {
+                    SessionError::new(Side::Downstream, format!("TLS handshake failed: {e}"))
+                })?;
             LocalTls::Active
         }
     };
     let mut machine = ImapDownstream::new(local_tls, shared.limits);
     loop {
-        let event = drive(&mut down, &mut machine, &upgrade, deadline).await.map_err(down_err)?;
+        let event = drive(&mut down, &mut machine, &upgrade, deadline)
+            .await
+            .map_err(down_err)?;
         let creds = match event {
             DownstreamEvent::Login(creds) => creds,
             DownstreamEvent::Done { .. } => {
-                return Err(SessionError::new(Side::Internal, "login finished without a decision"));
+                return Err(SessionError::new(
+                    Side::Internal,
+                    "login finished without a decision",
+                ));
             }
         };
         let Some(account) = shared.accounts.authenticate(&creds).await else {
@@ -104,16 +119,28 @@ async fn imap_session(
                 leftover: up_leftover,
             } => {
                 machine.accept(capabilities.as_deref());
-                let leftover = match drive(&mut down, &mut machine, &upgrade, deadline).await.map_err(down_err)? {
+                let leftover = match drive(&mut down, &mut machine, &upgrade, deadline)
+                    .await
+                    .map_err(down_err)?
+                {
                     DownstreamEvent::Done { leftover } => leftover,
                     DownstreamEvent::Login(_) => {
-                        return Err(SessionError::new(Side::Internal, "second login after accept"));
+                        return Err(SessionError::new(
+                            Side::Internal,
+                            "second login after accept",
+                        ));
                     }
                 };
                 info!(%peer, user = %account.username, upstream = %lc.upstream.host, "logged in; splicing");
-                let t = crate::splice::splice(&mut down, &mut up, &leftover, &up_leftover, &shared.shutdown)
-                    .await
-                    .map_err(|e| SessionError::new(Side::Downstream, format!("splice: {e}")))?;
+                let t = crate::splice::splice(
+                    &mut down,
+                    &mut up,
+                    &leftover,
+                    &up_leftover,
+                    &shared.shutdown,
+                )
+                .await
+                .map_err(|e| SessionError::new(Side::Downstream, format!("splice: {e}")))?;
                 debug!(%peer, up = t.up, down = t.down, "splice finished");
                 return Ok(());
             }
@@ -146,7 +173,7 @@ async fn upstream_login(shared: &Shared, lc: &ListenerCtx, account: &Account) ->
             tls: lc.upstream.tls,
             mechanism: account.mechanism,
             username: account.upstream_username.clone(),
-            access_token: token,
+            access_token: token.clone(),
             host: lc.upstream.host.clone(),
             port: lc.upstream.port,
         };
@@ -160,7 +187,7 @@ async fn upstream_login(shared: &Shared, lc: &ListenerCtx, account: &Account) ->
             }
             Err(UpstreamFailure::Auth(UpstreamAuthError::TokenRejected { status })) if !retried => {
                 warn!(user = %account.username, %status, "upstream rejected the access token; refreshing once");
-                shared.tokens.invalidate(&account.username);
+                shared.tokens.invalidate(&account.username, &token);
                 retried = true;
             }
             Err(UpstreamFailure::Auth(UpstreamAuthError::TokenRejected { status })) => {
@@ -197,7 +224,9 @@ async fn imap_upstream(
 ) -> Result<(Stream, Option<String>, Vec<u8>), UpstreamFailure> {
     let mut stream = connector::connect(target).await?;
     let upgrade = match login.tls {
-        UpstreamTls::StartTls => Upgrade::Client(target.client_config.clone(), target.server_name()?),
+        UpstreamTls::StartTls => {
+            Upgrade::Client(target.client_config.clone(), target.server_name()?)
+        }
         _ => Upgrade::Unavailable,
     };
     let mut machine = ImapUpstream::new(login, shared.limits);
@@ -205,7 +234,10 @@ async fn imap_upstream(
     // whole login gets four of them.
     let deadline = Instant::now() + target.timeout * 4;
     match drive(&mut stream, &mut machine, &upgrade, deadline).await {
-        Ok(UpstreamEvent::LoggedIn { capabilities, leftover }) => Ok((stream, capabilities, leftover)),
+        Ok(UpstreamEvent::LoggedIn {
+            capabilities,
+            leftover,
+        }) => Ok((stream, capabilities, leftover)),
         Err(DriveError::Machine(ImapError::Auth(e))) => Err(UpstreamFailure::Auth(e)),
         Err(e) => Err(UpstreamFailure::Other(e.to_string())),
     }

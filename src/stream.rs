@@ -32,11 +32,17 @@ impl std::fmt::Debug for Stream {
 }
 
 fn gone() -> io::Error {
-    io::Error::new(io::ErrorKind::NotConnected, "stream lost in a failed TLS upgrade")
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "stream lost in a failed TLS upgrade",
+    )
 }
 
 fn not_plain() -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, "TLS is already active on this stream")
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "TLS is already active on this stream",
+    )
 }
 
 impl Stream {
@@ -55,7 +61,11 @@ impl Stream {
     }
 
     /// Client-side TLS handshake on a plain stream, verifying `name`.
-    pub async fn connect_tls(&mut self, cfg: Arc<ClientConfig>, name: ServerName<'static>) -> io::Result<()> {
+    pub async fn connect_tls(
+        &mut self,
+        cfg: Arc<ClientConfig>,
+        name: ServerName<'static>,
+    ) -> io::Result<()> {
         let Stream::Plain(tcp) = std::mem::replace(self, Stream::Gone) else {
             return Err(not_plain());
         };
@@ -66,7 +76,11 @@ impl Stream {
 }
 
 impl AsyncRead for Stream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::ServerTls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -77,7 +91,11 @@ impl AsyncRead for Stream {
 }
 
 impl AsyncWrite for Stream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::ServerTls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),

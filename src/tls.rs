@@ -49,7 +49,8 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
 }
 
 fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    PrivateKeyDer::from_pem_file(path).map_err(|e| pem_err(path, format!("no usable private key: {e}")))
+    PrivateKeyDer::from_pem_file(path)
+        .map_err(|e| pem_err(path, format!("no usable private key: {e}")))
 }
 
 /// Server config for the local side from a PEM certificate chain and key.
@@ -74,15 +75,21 @@ pub fn ensure_generated(state_dir: &Path) -> Result<(PathBuf, PathBuf), TlsError
     if cert.exists() && key.exists() {
         return Ok((cert, key));
     }
-    let names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
-    let ck = rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
+    let names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    let ck =
+        rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
     let dir = cert.parent().expect("has a parent");
     let werr = |p: &Path, source| TlsError::Write {
         path: p.display().to_string(),
         source,
     };
     std::fs::create_dir_all(dir).map_err(|e| werr(dir, e))?;
-    crate::private_file::write_private_file(&key, ck.signing_key.serialize_pem().as_bytes()).map_err(|e| werr(&key, e))?;
+    crate::private_file::write_private_file(&key, ck.signing_key.serialize_pem().as_bytes())
+        .map_err(|e| werr(&key, e))?;
     std::fs::write(&cert, ck.cert.pem()).map_err(|e| werr(&cert, e))?;
     Ok((cert, key))
 }
@@ -100,7 +107,9 @@ pub fn client_config(extra_ca: Option<&Path>) -> Result<Arc<ClientConfig>, TlsEr
     }
     if let Some(ca) = extra_ca {
         for c in load_certs(ca)? {
-            roots.add(c).map_err(|e| pem_err(ca, format!("not a usable CA certificate: {e}")))?;
+            roots
+                .add(c)
+                .map_err(|e| pem_err(ca, format!("not a usable CA certificate: {e}")))?;
         }
     }
     let cfg = ClientConfig::builder_with_provider(provider())

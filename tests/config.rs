@@ -55,8 +55,15 @@ fn invalid_fixtures_fail_with_their_message() {
         match parse(&f, &h) {
             Ok(_) => panic!("{} should not parse", f.display()),
             Err(e) => {
-                assert!(e.contains(expect), "{}: error {e:?} does not contain {expect:?}", f.display());
-                assert!(e.contains(&f.display().to_string()), "error {e:?} does not name the file");
+                assert!(
+                    e.contains(expect),
+                    "{}: error {e:?} does not contain {expect:?}",
+                    f.display()
+                );
+                assert!(
+                    e.contains(&f.display().to_string()),
+                    "error {e:?} does not name the file"
+                );
             }
         }
     }
@@ -80,8 +87,15 @@ fn resolved_values() {
 
     let m = parse(&dir.join("tests/fixtures/config/valid/minimal.toml"), &h).unwrap();
     assert_eq!(m.listeners[0].bind.to_string(), "127.0.0.1:1143");
-    assert_eq!(m.listeners[0].upstream.port, 993, "implicit TLS default port");
-    assert!(m.proxy.state_dir.ends_with("tests/fixtures/config/valid/state"));
+    assert_eq!(
+        m.listeners[0].upstream.port, 993,
+        "implicit TLS default port"
+    );
+    assert!(
+        m.proxy
+            .state_dir
+            .ends_with("tests/fixtures/config/valid/state")
+    );
     assert_eq!(m.accounts[0].upstream_username, "alice@example.com");
 
     let ms = parse(&dir.join("config/microsoft.toml"), &h).unwrap();
@@ -100,5 +114,8 @@ fn secrets_do_not_show_in_debug() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let c = parse(&dir.join("config/example.toml"), &h).unwrap();
     let dbg = format!("{c:?}");
-    assert!(!dbg.contains("your-client-secret"), "client secret leaked into Debug output");
+    assert!(
+        !dbg.contains("your-client-secret"),
+        "client secret leaked into Debug output"
+    );
 }

@@ -86,7 +86,7 @@ pub(super) fn resolve(text: &str, path: &Path) -> Result<Config, ConfigError> {
         accounts.push(acc);
     }
     for (i, l) in listeners.iter().enumerate() {
-        if listeners[..i].iter().any(|o| o.bind == l.bind) {
+        if l.bind.port() != 0 && listeners[..i].iter().any(|o| o.bind == l.bind) {
             let span = raw.listener[i].bind.as_ref().map_or(0..0, |b| b.span());
             return Err(cx.err(span, "listener.bind", "address used by two listeners"));
         }
@@ -109,13 +109,21 @@ fn resolve_proxy(cx: &Ctx, p: raw::Proxy) -> Result<Proxy, ConfigError> {
     };
     Ok(Proxy {
         state_dir,
-        refresh_margin: cx.duration(&p.refresh_margin, "proxy.refresh_margin", Duration::from_secs(90))?,
+        refresh_margin: cx.duration(
+            &p.refresh_margin,
+            "proxy.refresh_margin",
+            Duration::from_secs(90),
+        )?,
         auth_failure_delay: cx.duration(
             &p.auth_failure_delay,
             "proxy.auth_failure_delay",
             Duration::from_secs(2),
         )?,
-        preauth_timeout: cx.duration(&p.preauth_timeout, "proxy.preauth_timeout", Duration::from_secs(60))?,
+        preauth_timeout: cx.duration(
+            &p.preauth_timeout,
+            "proxy.preauth_timeout",
+            Duration::from_secs(60),
+        )?,
         upstream_timeout: cx.duration(
             &p.upstream_timeout,
             "proxy.upstream_timeout",
@@ -134,12 +142,21 @@ fn one_of<'s>(
     if allowed.contains(&s) {
         Ok(s)
     } else {
-        Err(cx.invalid(v, key, format!("expected one of {}, found \"{s}\"", allowed.join(" | "))))
+        Err(cx.invalid(
+            v,
+            key,
+            format!("expected one of {}, found \"{s}\"", allowed.join(" | ")),
+        ))
     }
 }
 
 fn resolve_listener(cx: &Ctx, l: &raw::Listener) -> Result<Listener, ConfigError> {
-    let protocol = match one_of(cx, &l.protocol, "listener.protocol", &["imap", "pop3", "smtp"])? {
+    let protocol = match one_of(
+        cx,
+        &l.protocol,
+        "listener.protocol",
+        &["imap", "pop3", "smtp"],
+    )? {
         "imap" => Protocol::Imap,
         other => {
             return Err(cx.invalid(
@@ -152,7 +169,11 @@ fn resolve_listener(cx: &Ctx, l: &raw::Listener) -> Result<Listener, ConfigError
     let bind = match &l.bind {
         None => SocketAddr::from(([127, 0, 0, 1], 1143)),
         Some(b) => b.get_ref().parse().map_err(|_| {
-            cx.invalid(b, "listener.bind", "expected IP:PORT, e.g. \"127.0.0.1:1143\" or \"[::1]:1143\"")
+            cx.invalid(
+                b,
+                "listener.bind",
+                "expected IP:PORT, e.g. \"127.0.0.1:1143\" or \"[::1]:1143\"",
+            )
         })?,
     };
     let tls = match &l.tls {
@@ -166,12 +187,21 @@ fn resolve_listener(cx: &Ctx, l: &raw::Listener) -> Result<Listener, ConfigError
     let cert = match (&l.cert, &l.key) {
         (Some(c), Some(k)) => Some((cx.path(c.get_ref()), cx.path(k.get_ref()))),
         (None, None) => None,
-        (Some(c), None) => return Err(cx.invalid(c, "listener.cert", "`key` must be set with `cert`")),
-        (None, Some(k)) => return Err(cx.invalid(k, "listener.key", "`cert` must be set with `key`")),
+        (Some(c), None) => {
+            return Err(cx.invalid(c, "listener.cert", "`key` must be set with `cert`"));
+        }
+        (None, Some(k)) => {
+            return Err(cx.invalid(k, "listener.key", "`cert` must be set with `key`"));
+        }
     };
     let upstream_tls = match &l.upstream_tls {
         None => UpstreamTls::Implicit,
-        Some(t) => match one_of(cx, t, "listener.upstream_tls", &["implicit", "starttls", "none"])? {
+        Some(t) => match one_of(
+            cx,
+            t,
+            "listener.upstream_tls",
+            &["implicit", "starttls", "none"],
+        )? {
             "implicit" => UpstreamTls::Implicit,
             "starttls" => UpstreamTls::StartTls,
             _ => UpstreamTls::None,
@@ -181,7 +211,10 @@ fn resolve_listener(cx: &Ctx, l: &raw::Listener) -> Result<Listener, ConfigError
         .ok_or_else(|| cx.invalid(&l.upstream, "listener.upstream", "expected HOST[:PORT]"))?;
     let port = port.unwrap_or(default_port(protocol, upstream_tls));
     if upstream_tls == UpstreamTls::None && !is_loopback_host(&host) {
-        let span = l.upstream_tls.as_ref().map_or(l.upstream.span(), |t| t.span());
+        let span = l
+            .upstream_tls
+            .as_ref()
+            .map_or(l.upstream.span(), |t| t.span());
         return Err(cx.err(
             span,
             "listener.upstream_tls",
@@ -229,7 +262,9 @@ fn split_host_port(s: &str) -> Option<(String, Option<u16>)> {
         };
     }
     match s.rsplit_once(':') {
-        Some((h, p)) if !h.is_empty() && !h.contains(':') => Some((h.to_string(), Some(p.parse().ok()?))),
+        Some((h, p)) if !h.is_empty() && !h.contains(':') => {
+            Some((h.to_string(), Some(p.parse().ok()?)))
+        }
         Some(_) => None,
         None => Some((s.to_string(), None)),
     }
@@ -237,7 +272,10 @@ fn split_host_port(s: &str) -> Option<(String, Option<u16>)> {
 
 pub(crate) fn is_loopback_host(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
-        || host.parse::<IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
+        || host
+            .parse::<IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
 }
 
 const GOOGLE_AUTHORIZE: &str = "https://accounts.google.com/o/oauth2/auth";
@@ -253,34 +291,72 @@ const MICROSOFT_SCOPES: &[&str] = &[
 fn resolve_account(cx: &Ctx, a: &raw::Account) -> Result<Account, ConfigError> {
     let username = a.username.get_ref().trim().to_string();
     if username.is_empty() || username.chars().any(|c| c.is_control()) {
-        return Err(cx.invalid(&a.username, "account.username", "must be a non-empty name without control characters"));
+        return Err(cx.invalid(
+            &a.username,
+            "account.username",
+            "must be a non-empty name without control characters",
+        ));
     }
     crate::accounts::check_phc(a.password_hash.get_ref()).map_err(|e| {
-        cx.invalid(&a.password_hash, "account.password_hash", format!("{e}; create one with `oauth-mail-proxy hash-password`"))
+        cx.invalid(
+            &a.password_hash,
+            "account.password_hash",
+            format!("{e}; create one with `oauth-mail-proxy hash-password`"),
+        )
     })?;
     let provider = match &a.provider {
         None => Provider::Custom,
-        Some(p) => match one_of(cx, p, "account.provider", &["google", "microsoft", "custom"])? {
+        Some(p) => match one_of(
+            cx,
+            p,
+            "account.provider",
+            &["google", "microsoft", "custom"],
+        )? {
             "google" => Provider::Google,
             "microsoft" => Provider::Microsoft,
             _ => Provider::Custom,
         },
     };
     if let (Some(t), false) = (&a.tenant, provider == Provider::Microsoft) {
-        return Err(cx.invalid(t, "account.tenant", "only used with provider = \"microsoft\""));
+        return Err(cx.invalid(
+            t,
+            "account.tenant",
+            "only used with provider = \"microsoft\"",
+        ));
     }
     let tenant = a.tenant.as_ref().map_or("common", |t| t.get_ref().as_str());
-    let (preset_auth, preset_token, preset_scopes): (Option<String>, Option<String>, &[&str]) = match provider {
-        Provider::Google => (Some(GOOGLE_AUTHORIZE.into()), Some(GOOGLE_TOKEN.into()), GOOGLE_SCOPES),
-        Provider::Microsoft => (
-            Some(format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/authorize")),
-            Some(format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token")),
-            MICROSOFT_SCOPES,
-        ),
-        Provider::Custom => (None, None, &[]),
-    };
-    let authorize_url = oauth_url(cx, &a.authorize_url, preset_auth, "account.authorize_url", &a.username)?;
-    let token_url = oauth_url(cx, &a.token_url, preset_token, "account.token_url", &a.username)?;
+    let (preset_auth, preset_token, preset_scopes): (Option<String>, Option<String>, &[&str]) =
+        match provider {
+            Provider::Google => (
+                Some(GOOGLE_AUTHORIZE.into()),
+                Some(GOOGLE_TOKEN.into()),
+                GOOGLE_SCOPES,
+            ),
+            Provider::Microsoft => (
+                Some(format!(
+                    "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/authorize"
+                )),
+                Some(format!(
+                    "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"
+                )),
+                MICROSOFT_SCOPES,
+            ),
+            Provider::Custom => (None, None, &[]),
+        };
+    let authorize_url = oauth_url(
+        cx,
+        &a.authorize_url,
+        preset_auth,
+        "account.authorize_url",
+        &a.username,
+    )?;
+    let token_url = oauth_url(
+        cx,
+        &a.token_url,
+        preset_token,
+        "account.token_url",
+        &a.username,
+    )?;
     let scopes = match &a.scopes {
         Some(s) => s.get_ref().clone(),
         None => preset_scopes.iter().map(|s| s.to_string()).collect(),
@@ -310,7 +386,11 @@ fn resolve_account(cx: &Ctx, a: &raw::Account) -> Result<Account, ConfigError> {
         oauth: OAuthClient {
             provider,
             client_id: a.client_id.get_ref().clone(),
-            client_secret: a.client_secret.clone().filter(|s| !s.is_empty()).map(SecretString::from),
+            client_secret: a
+                .client_secret
+                .clone()
+                .filter(|s| !s.is_empty())
+                .map(SecretString::from),
             authorize_url,
             token_url,
             scopes,
@@ -332,11 +412,16 @@ fn oauth_url(
             return Err(cx.invalid(account, key, "required for provider = \"custom\""));
         }
     };
-    let url = Url::parse(&text).map_err(|e| cx.err(span.clone(), key, format!("not a URL: {e}")))?;
+    let url =
+        Url::parse(&text).map_err(|e| cx.err(span.clone(), key, format!("not a URL: {e}")))?;
     match url.scheme() {
         "https" => Ok(url),
         "http" if url.host_str().is_some_and(is_loopback_host_url) => Ok(url),
-        "http" => Err(cx.err(span, key, "http:// is only allowed for a loopback host; use https://")),
+        "http" => Err(cx.err(
+            span,
+            key,
+            "http:// is only allowed for a loopback host; use https://",
+        )),
         s => Err(cx.err(span, key, format!("unsupported scheme \"{s}\""))),
     }
 }
@@ -352,7 +437,10 @@ mod tests {
     #[test]
     fn host_port_forms() {
         let t = |s: &str| split_host_port(s);
-        assert_eq!(t("imap.gmail.com:993"), Some(("imap.gmail.com".into(), Some(993))));
+        assert_eq!(
+            t("imap.gmail.com:993"),
+            Some(("imap.gmail.com".into(), Some(993)))
+        );
         assert_eq!(t("imap.gmail.com"), Some(("imap.gmail.com".into(), None)));
         assert_eq!(t("[::1]:143"), Some(("::1".into(), Some(143))));
         assert_eq!(t("[::1]"), Some(("::1".into(), None)));
