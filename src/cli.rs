@@ -48,4 +48,14 @@ pub enum Command {
     HashPassword,
     /// Check the config file and exit.
     CheckConfig,
+    /// Self-contained demo: test OAuth server, an XOAUTH2-only IMAP server and the
+    /// proxy on loopback; logs in through the proxy with a plain LOGIN.
+    Demo {
+        /// Where the demo proxy listens.
+        #[arg(long, default_value = "127.0.0.1:1143")]
+        bind: std::net::SocketAddr,
+        /// Exit after the scripted login instead of serving until Ctrl-C.
+        #[arg(long)]
+        once: bool,
+    },
 }

@@ -23,6 +23,7 @@ pub mod authserver;
 pub mod cli;
 pub mod config;
 pub mod connector;
+pub mod demo;
 pub mod driver;
 pub mod error;
 pub mod listener;

@@ -67,6 +67,19 @@ async fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Demo { bind, once } => {
+            let shutdown = CancellationToken::new();
+            let s = shutdown.clone();
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                s.cancel();
+            });
+            let opts = oauth_mail_proxy::demo::DemoOptions {
+                bind: *bind,
+                once: *once,
+            };
+            Ok(oauth_mail_proxy::demo::run(opts, shutdown).await?)
+        }
         Command::Serve => {
             let config = load_config(&cli)?;
             let server = oauth_mail_proxy::listener::Server::bind(config).await?;

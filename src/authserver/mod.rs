@@ -240,6 +240,18 @@ impl AuthServer {
         (issued.access_token, refresh)
     }
 
+    /// A function telling whether an access token is active for a user, as the
+    /// introspection endpoint would, without HTTP: for in-process test upstreams.
+    pub fn validator(&self) -> crate::testkit::TokenValidator {
+        let shared = self.shared.clone();
+        Arc::new(move |user: &str, token: &str| {
+            shared
+                .store()
+                .introspect(token)
+                .is_some_and(|t| t.user.eq_ignore_ascii_case(user))
+        })
+    }
+
     /// Stops accepting, lets open requests finish (at most a few seconds), and waits.
     pub async fn shutdown(mut self) {
         self.cancel.cancel();
