@@ -165,7 +165,7 @@ async fn accept_loop(
         match ctx.cfg.protocol {
             Protocol::Imap => {
                 tracker.spawn(async move {
-                    crate::session::run_imap(shared, ctx, sock, peer).await;
+                    crate::session::run::<crate::session::Imap>(shared, ctx, sock, peer).await;
                     drop(permit);
                 });
             }

@@ -1,5 +1,12 @@
 //! One client connection, end to end: downstream machine → local password check →
 //! access token → upstream login → the client's final OK → splice.
+//!
+//! The flow is the same for every protocol; [`protocols`] adapts each protocol's
+//! pair of machines to it.
+
+mod protocols;
+
+pub use protocols::{Backend, Frontend, Imap, Protocol};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,10 +22,8 @@ use crate::connector::{self, Target};
 use crate::driver::{DriveError, Upgrade, drive};
 use crate::error::{SessionError, Side};
 use crate::oauth::{TokenError, TokenManager};
-use crate::proto::imap::{
-    DownstreamEvent, ImapDownstream, ImapError, ImapUpstream, LoginRejection, UpstreamEvent,
-};
-use crate::proto::{Limits, LocalTls, UpstreamAuthError, UpstreamLogin, UpstreamTls};
+use crate::proto::imap::LoginRejection;
+use crate::proto::{Credentials, Limits, LocalTls, UpstreamAuthError, UpstreamLogin, UpstreamTls};
 use crate::stream::Stream;
 
 /// What every session of the process shares.
@@ -48,9 +53,26 @@ enum UpstreamOutcome {
     Rejected(LoginRejection),
 }
 
-/// Runs one IMAP connection to its end. Errors are logged here; nothing is returned.
-pub async fn run_imap(shared: Arc<Shared>, lc: Arc<ListenerCtx>, tcp: TcpStream, peer: SocketAddr) {
-    match imap_session(&shared, &lc, tcp, peer).await {
+/// What a downstream machine reports, in protocol-independent terms.
+pub enum DownEvent {
+    Login(Credentials),
+    Done { leftover: Vec<u8> },
+}
+
+/// Runs one connection to its end. Errors are logged here; nothing is returned.
+pub async fn run<P: Protocol>(
+    shared: Arc<Shared>,
+    lc: Arc<ListenerCtx>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+) {
+    let session = session::<P>(&shared, &lc, tcp, peer);
+    let result = tokio::select! {
+        r = session => r,
+        // Pre-auth sessions end at shutdown; spliced ones end inside `splice`.
+        _ = shared.shutdown.cancelled() => Err(SessionError::new(Side::Internal, "shutting down")),
+    };
+    match result {
         Ok(()) => debug!(%peer, "session ended"),
         Err(e) => info!(%peer, side = %e.side, "session ended: {}", e.message),
     }
@@ -60,7 +82,7 @@ fn down_err<E: std::fmt::Display>(e: DriveError<E>) -> SessionError {
     SessionError::new(Side::Downstream, e)
 }
 
-async fn imap_session(
+async fn session<P: Protocol>(
     shared: &Shared,
     lc: &ListenerCtx,
     tcp: TcpStream,
@@ -90,14 +112,14 @@ async fn imap_session(
             LocalTls::Active
         }
     };
-    let mut machine = ImapDownstream::new(local_tls, shared.limits);
+    let mut machine = P::downstream(lc, local_tls, shared.limits).await;
     loop {
         let event = drive(&mut down, &mut machine, &upgrade, deadline)
             .await
             .map_err(down_err)?;
-        let creds = match event {
-            DownstreamEvent::Login(creds) => creds,
-            DownstreamEvent::Done { .. } => {
+        let creds = match P::Down::event(event) {
+            DownEvent::Login(creds) => creds,
+            DownEvent::Done { .. } => {
                 return Err(SessionError::new(
                     Side::Internal,
                     "login finished without a decision",
@@ -111,7 +133,8 @@ async fn imap_session(
             continue;
         };
         drop(creds);
-        match upstream_login(shared, lc, &account).await {
+        let ehlo = P::upstream_hint(&machine);
+        match upstream_login::<P>(shared, lc, &account, &ehlo).await {
             UpstreamOutcome::Rejected(reason) => machine.reject(reason),
             UpstreamOutcome::LoggedIn {
                 stream: mut up,
@@ -119,12 +142,12 @@ async fn imap_session(
                 leftover: up_leftover,
             } => {
                 machine.accept(capabilities.as_deref());
-                let leftover = match drive(&mut down, &mut machine, &upgrade, deadline)
+                let event = drive(&mut down, &mut machine, &upgrade, deadline)
                     .await
-                    .map_err(down_err)?
-                {
-                    DownstreamEvent::Done { leftover } => leftover,
-                    DownstreamEvent::Login(_) => {
+                    .map_err(down_err)?;
+                let leftover = match P::Down::event(event) {
+                    DownEvent::Done { leftover } => leftover,
+                    DownEvent::Login(_) => {
                         return Err(SessionError::new(
                             Side::Internal,
                             "second login after accept",
@@ -150,7 +173,12 @@ async fn imap_session(
 
 /// Gets a token and logs in upstream; a token the server rejects is dropped and a
 /// fresh one tried once, so a token revoked early does not need a new `login`.
-async fn upstream_login(shared: &Shared, lc: &ListenerCtx, account: &Account) -> UpstreamOutcome {
+async fn upstream_login<P: Protocol>(
+    shared: &Shared,
+    lc: &ListenerCtx,
+    account: &Account,
+    hint: &str,
+) -> UpstreamOutcome {
     let mut retried = false;
     loop {
         let token = match shared.tokens.access_token(account).await {
@@ -177,7 +205,7 @@ async fn upstream_login(shared: &Shared, lc: &ListenerCtx, account: &Account) ->
             host: lc.upstream.host.clone(),
             port: lc.upstream.port,
         };
-        match imap_upstream(shared, &lc.upstream, login).await {
+        match upstream::<P>(shared, &lc.upstream, login, hint).await {
             Ok((stream, capabilities, leftover)) => {
                 return UpstreamOutcome::LoggedIn {
                     stream,
@@ -217,10 +245,11 @@ enum UpstreamFailure {
     Other(String),
 }
 
-async fn imap_upstream(
+async fn upstream<P: Protocol>(
     shared: &Shared,
     target: &Target,
     login: UpstreamLogin,
+    hint: &str,
 ) -> Result<(Stream, Option<String>, Vec<u8>), UpstreamFailure> {
     let mut stream = connector::connect(target).await?;
     let upgrade = match login.tls {
@@ -229,44 +258,19 @@ async fn imap_upstream(
         }
         _ => Upgrade::Unavailable,
     };
-    let mut machine = ImapUpstream::new(login, shared.limits);
+    let mut machine = P::upstream(login, shared.limits, hint);
     // Each step (greeting, STARTTLS, capability, auth) gets the step timeout; the
     // whole login gets four of them.
     let deadline = Instant::now() + target.timeout * 4;
     match drive(&mut stream, &mut machine, &upgrade, deadline).await {
-        Ok(UpstreamEvent::LoggedIn {
-            capabilities,
-            leftover,
-        }) => Ok((stream, capabilities, leftover)),
-        Err(DriveError::Machine(ImapError::Auth(e))) => Err(UpstreamFailure::Auth(e)),
+        Ok(event) => {
+            let (capabilities, leftover) = P::Up::logged_in(event);
+            Ok((stream, capabilities, leftover))
+        }
+        Err(DriveError::Machine(e)) => match P::Up::auth_error(&e) {
+            Some(a) => Err(UpstreamFailure::Auth(a.clone())),
+            None => Err(UpstreamFailure::Other(e.to_string())),
+        },
         Err(e) => Err(UpstreamFailure::Other(e.to_string())),
-    }
-}
-
-impl crate::driver::Machine for ImapDownstream {
-    type Event = DownstreamEvent;
-    type Error = ImapError;
-    fn feed(&mut self, bytes: &[u8]) {
-        ImapDownstream::feed(self, bytes)
-    }
-    fn next(&mut self) -> Result<DownstreamEvent, crate::proto::Interrupt<ImapError>> {
-        ImapDownstream::next(self)
-    }
-    fn tls_established(&mut self) {
-        ImapDownstream::tls_established(self)
-    }
-}
-
-impl crate::driver::Machine for ImapUpstream {
-    type Event = UpstreamEvent;
-    type Error = ImapError;
-    fn feed(&mut self, bytes: &[u8]) {
-        ImapUpstream::feed(self, bytes)
-    }
-    fn next(&mut self) -> Result<UpstreamEvent, crate::proto::Interrupt<ImapError>> {
-        ImapUpstream::next(self)
-    }
-    fn tls_established(&mut self) {
-        ImapUpstream::tls_established(self)
     }
 }
