@@ -103,10 +103,27 @@ pub struct Listener {
     pub upstream: Upstream,
 }
 
-#[derive(Debug, Clone)]
-pub struct Upstream {
+/// One upstream server address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerAddr {
     pub host: String,
     pub port: u16,
+}
+
+impl std::fmt::Display for ServerAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// The server, then alternates tried in order when a connection fails.
+    pub servers: Vec<ServerAddr>,
     pub tls: UpstreamTls,
     /// Extra trust anchor added to the system roots.
     pub ca: Option<PathBuf>,

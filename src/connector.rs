@@ -9,6 +9,7 @@ use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::rustls::ClientConfig;
 
+use crate::config::ServerAddr;
 use crate::proto::UpstreamTls;
 use crate::stream::Stream;
 
@@ -28,49 +29,59 @@ pub enum ConnectError {
     },
     #[error("{0:?} is not a valid TLS server name")]
     BadName(String),
+    #[error("no upstream server could be reached: {0}")]
+    AllFailed(String),
 }
 
 /// Where and how to connect upstream.
 #[derive(Debug, Clone)]
 pub struct Target {
-    pub host: String,
-    pub port: u16,
+    /// The server, then alternates, tried in order.
+    pub servers: Vec<ServerAddr>,
     pub tls: UpstreamTls,
     pub client_config: Arc<ClientConfig>,
     pub timeout: Duration,
 }
 
-impl Target {
-    /// The name to verify the server certificate against.
-    pub fn server_name(&self) -> Result<ServerName<'static>, ConnectError> {
-        ServerName::try_from(self.host.clone())
-            .map_err(|_| ConnectError::BadName(self.host.clone()))
-    }
-
-    fn display(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
-    }
+/// The name to verify a server's certificate against.
+pub fn server_name(server: &ServerAddr) -> Result<ServerName<'static>, ConnectError> {
+    ServerName::try_from(server.host.clone())
+        .map_err(|_| ConnectError::BadName(server.host.clone()))
 }
 
-/// Connects to the target; with implicit TLS the returned stream is already encrypted
-/// and verified.
-pub async fn connect(t: &Target) -> Result<Stream, ConnectError> {
-    let target = t.display();
+/// Connects to the first server of the target that accepts (and, with implicit TLS,
+/// completes a verified handshake); returns the stream and the server used.
+pub async fn connect(t: &Target) -> Result<(Stream, &ServerAddr), ConnectError> {
+    let mut failures = Vec::new();
+    for server in &t.servers {
+        match connect_one(t, server).await {
+            Ok(s) => {
+                if !failures.is_empty() {
+                    tracing::warn!(upstream = %server, "connected to an alternate upstream after: {}", failures.join("; "));
+                }
+                return Ok((s, server));
+            }
+            Err(e) if t.servers.len() == 1 => return Err(e),
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    Err(ConnectError::AllFailed(failures.join("; ")))
+}
+
+async fn connect_one(t: &Target, server: &ServerAddr) -> Result<Stream, ConnectError> {
+    let target = server.to_string();
+    let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out");
     let addrs: Vec<_> = tokio::time::timeout(
         t.timeout,
-        tokio::net::lookup_host((t.host.as_str(), t.port)),
+        tokio::net::lookup_host((server.host.as_str(), server.port)),
     )
     .await
     .map_err(|_| ConnectError::Resolve {
-        host: t.host.clone(),
-        source: std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"),
+        host: server.host.clone(),
+        source: timed_out(),
     })?
     .map_err(|source| ConnectError::Resolve {
-        host: t.host.clone(),
+        host: server.host.clone(),
         source,
     })?
     .collect();
@@ -93,7 +104,7 @@ pub async fn connect(t: &Target) -> Result<Stream, ConnectError> {
     let _ = tcp.set_nodelay(true);
     let mut stream = Stream::Plain(tcp);
     if t.tls == UpstreamTls::Implicit {
-        let name = t.server_name()?;
+        let name = server_name(server)?;
         match tokio::time::timeout(t.timeout, stream.connect_tls(t.client_config.clone(), name))
             .await
         {
@@ -102,7 +113,7 @@ pub async fn connect(t: &Target) -> Result<Stream, ConnectError> {
             Err(_) => {
                 return Err(ConnectError::Tls {
                     target,
-                    source: std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"),
+                    source: timed_out(),
                 });
             }
         }

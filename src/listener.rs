@@ -80,8 +80,7 @@ impl Server {
                 }
             };
             let upstream = Target {
-                host: l.upstream.host.clone(),
-                port: l.upstream.port,
+                servers: l.upstream.servers.clone(),
                 tls: l.upstream.tls,
                 client_config: crate::tls::client_config(l.upstream.ca.as_deref())
                     .map_err(tls_err)?,
@@ -118,7 +117,7 @@ impl Server {
         let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         for (tcp, ctx) in self.listeners {
             let addr = tcp.local_addr().ok();
-            info!(listener = ?addr, protocol = ctx.cfg.protocol.name(), upstream = %ctx.upstream.host, "listening");
+            info!(listener = ?addr, protocol = ctx.cfg.protocol.name(), upstream = %ctx.upstream.servers[0], "listening");
             tracker.spawn(accept_loop(
                 tcp,
                 ctx,

@@ -76,7 +76,7 @@ fn resolved_values() {
     let c = parse(&dir.join("tests/fixtures/config/valid/loopback.toml"), &h).unwrap();
     let l = &c.listeners[0];
     assert_eq!(l.bind.to_string(), "[::1]:1143");
-    assert_eq!(l.upstream.port, 10143);
+    assert_eq!(l.upstream.servers[0].port, 10143);
     let (cert, _) = l.cert.as_ref().unwrap();
     assert!(cert.is_absolute() && cert.ends_with("tests/fixtures/config/valid/local.pem"));
     assert_eq!(c.proxy.state_dir, PathBuf::from("/tmp/omp-state"));
@@ -88,7 +88,7 @@ fn resolved_values() {
     let m = parse(&dir.join("tests/fixtures/config/valid/minimal.toml"), &h).unwrap();
     assert_eq!(m.listeners[0].bind.to_string(), "127.0.0.1:1143");
     assert_eq!(
-        m.listeners[0].upstream.port, 993,
+        m.listeners[0].upstream.servers[0].port, 993,
         "implicit TLS default port"
     );
     assert!(
@@ -97,6 +97,25 @@ fn resolved_values() {
             .ends_with("tests/fixtures/config/valid/state")
     );
     assert_eq!(m.accounts[0].upstream_username, "alice@example.com");
+
+    let all = parse(
+        &dir.join("tests/fixtures/config/valid/all_protocols.toml"),
+        &h,
+    )
+    .unwrap();
+    let ports: Vec<(u16, u16)> = all
+        .listeners
+        .iter()
+        .map(|l| (l.bind.port(), l.upstream.servers[0].port))
+        .collect();
+    assert_eq!(
+        ports,
+        [(1143, 143), (1110, 995), (1587, 587)],
+        "default local and upstream ports"
+    );
+    let smtp = &all.listeners[2].upstream.servers;
+    assert_eq!(smtp.len(), 2);
+    assert_eq!(smtp[1].to_string(), "smtp2.example.com:2525");
 
     let ms = parse(&dir.join("config/microsoft.toml"), &h).unwrap();
     let o = &ms.accounts[0].oauth;

@@ -33,7 +33,7 @@ pub struct Listener {
     pub tls: Option<Spanned<String>>,
     pub cert: Option<Spanned<String>>,
     pub key: Option<Spanned<String>>,
-    pub upstream: Spanned<String>,
+    pub upstream: Spanned<OneOrMany>,
     pub upstream_tls: Option<Spanned<String>>,
     pub upstream_ca: Option<Spanned<String>>,
 }
@@ -52,4 +52,21 @@ pub struct Account {
     pub token_url: Option<Spanned<String>>,
     pub scopes: Option<Spanned<Vec<String>>>,
     pub mechanism: Option<Spanned<String>>,
+}
+
+/// `upstream = "host:port"` or `upstream = ["primary:port", "alternate:port"]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn items(&self) -> Vec<&str> {
+        match self {
+            OneOrMany::One(s) => vec![s.as_str()],
+            OneOrMany::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
 }

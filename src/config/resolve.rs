@@ -158,16 +158,11 @@ fn resolve_listener(cx: &Ctx, l: &raw::Listener) -> Result<Listener, ConfigError
         &["imap", "pop3", "smtp"],
     )? {
         "imap" => Protocol::Imap,
-        other => {
-            return Err(cx.invalid(
-                &l.protocol,
-                "listener.protocol",
-                format!("\"{other}\" is not supported yet (only \"imap\")"),
-            ));
-        }
+        "pop3" => Protocol::Pop3,
+        _ => Protocol::Smtp,
     };
     let bind = match &l.bind {
-        None => SocketAddr::from(([127, 0, 0, 1], 1143)),
+        None => SocketAddr::from(([127, 0, 0, 1], default_bind_port(protocol))),
         Some(b) => b.get_ref().parse().map_err(|_| {
             cx.invalid(
                 b,
@@ -207,19 +202,36 @@ fn resolve_listener(cx: &Ctx, l: &raw::Listener) -> Result<Listener, ConfigError
             _ => UpstreamTls::None,
         },
     };
-    let (host, port) = split_host_port(l.upstream.get_ref())
-        .ok_or_else(|| cx.invalid(&l.upstream, "listener.upstream", "expected HOST[:PORT]"))?;
-    let port = port.unwrap_or(default_port(protocol, upstream_tls));
-    if upstream_tls == UpstreamTls::None && !is_loopback_host(&host) {
-        let span = l
-            .upstream_tls
-            .as_ref()
-            .map_or(l.upstream.span(), |t| t.span());
-        return Err(cx.err(
-            span,
-            "listener.upstream_tls",
-            format!("\"none\" is only allowed for a loopback upstream, not \"{host}\""),
+    let items = l.upstream.get_ref().items();
+    if items.is_empty() {
+        return Err(cx.invalid(
+            &l.upstream,
+            "listener.upstream",
+            "needs at least one HOST[:PORT]",
         ));
+    }
+    let mut servers = Vec::new();
+    for item in items {
+        let (host, port) = split_host_port(item).ok_or_else(|| {
+            cx.invalid(
+                &l.upstream,
+                "listener.upstream",
+                format!("expected HOST[:PORT], found \"{item}\""),
+            )
+        })?;
+        if upstream_tls == UpstreamTls::None && !is_loopback_host(&host) {
+            let span = l
+                .upstream_tls
+                .as_ref()
+                .map_or(l.upstream.span(), |t| t.span());
+            return Err(cx.err(
+                span,
+                "listener.upstream_tls",
+                format!("\"none\" is only allowed for a loopback upstream, not \"{host}\""),
+            ));
+        }
+        let port = port.unwrap_or(default_port(protocol, upstream_tls));
+        servers.push(ServerAddr { host, port });
     }
     Ok(Listener {
         protocol,
@@ -227,12 +239,20 @@ fn resolve_listener(cx: &Ctx, l: &raw::Listener) -> Result<Listener, ConfigError
         tls,
         cert,
         upstream: Upstream {
-            host,
-            port,
+            servers,
             tls: upstream_tls,
             ca: l.upstream_ca.as_ref().map(|c| cx.path(c.get_ref())),
         },
     })
+}
+
+/// Default local port when `bind` is not given.
+fn default_bind_port(protocol: Protocol) -> u16 {
+    match protocol {
+        Protocol::Imap => 1143,
+        Protocol::Pop3 => 1110,
+        Protocol::Smtp => 1587,
+    }
 }
 
 /// Default upstream port when `upstream` has none.

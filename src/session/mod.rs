@@ -154,7 +154,7 @@ async fn session<P: Protocol>(
                         ));
                     }
                 };
-                info!(%peer, user = %account.username, upstream = %lc.upstream.host, "logged in; splicing");
+                info!(%peer, user = %account.username, "logged in; splicing");
                 let t = crate::splice::splice(
                     &mut down,
                     &mut up,
@@ -197,15 +197,7 @@ async fn upstream_login<P: Protocol>(
                 ));
             }
         };
-        let login = UpstreamLogin {
-            tls: lc.upstream.tls,
-            mechanism: account.mechanism,
-            username: account.upstream_username.clone(),
-            access_token: token.clone(),
-            host: lc.upstream.host.clone(),
-            port: lc.upstream.port,
-        };
-        match upstream::<P>(shared, &lc.upstream, login, hint).await {
+        match upstream::<P>(shared, &lc.upstream, account, &token, hint).await {
             Ok((stream, capabilities, leftover)) => {
                 return UpstreamOutcome::LoggedIn {
                     stream,
@@ -226,7 +218,7 @@ async fn upstream_login<P: Protocol>(
                 )));
             }
             Err(e) => {
-                warn!(user = %account.username, upstream = %lc.upstream.host, "upstream login failed: {e}");
+                warn!(user = %account.username, "upstream login failed: {e}");
                 return UpstreamOutcome::Rejected(LoginRejection::Unavailable(
                     "The mail server is unavailable; try again later".into(),
                 ));
@@ -245,18 +237,30 @@ enum UpstreamFailure {
     Other(String),
 }
 
+/// Connects (trying alternates) and logs in with `token`.
 async fn upstream<P: Protocol>(
     shared: &Shared,
     target: &Target,
-    login: UpstreamLogin,
+    account: &Account,
+    token: &secrecy::SecretString,
     hint: &str,
 ) -> Result<(Stream, Option<String>, Vec<u8>), UpstreamFailure> {
-    let mut stream = connector::connect(target).await?;
-    let upgrade = match login.tls {
-        UpstreamTls::StartTls => {
-            Upgrade::Client(target.client_config.clone(), target.server_name()?)
-        }
+    let (mut stream, server) = connector::connect(target).await?;
+    let upgrade = match target.tls {
+        UpstreamTls::StartTls => Upgrade::Client(
+            target.client_config.clone(),
+            connector::server_name(server)?,
+        ),
         _ => Upgrade::Unavailable,
+    };
+    debug!(upstream = %server, user = %account.username, "connected upstream");
+    let login = UpstreamLogin {
+        tls: target.tls,
+        mechanism: account.mechanism,
+        username: account.upstream_username.clone(),
+        access_token: token.clone(),
+        host: server.host.clone(),
+        port: server.port,
     };
     let mut machine = P::upstream(login, shared.limits, hint);
     // Each step (greeting, STARTTLS, capability, auth) gets the step timeout; the
