@@ -18,6 +18,7 @@ pub mod dovecot_conf;
 pub mod dovecot_sys;
 pub mod imap_client;
 pub mod pop3_client;
+pub mod process;
 pub mod proxy;
 pub mod smtp_client;
 pub mod smtp_sink;

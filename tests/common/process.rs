@@ -1,0 +1,196 @@
+//! The real `oauth-mail-proxy` binary as a child process: one-shot commands with
+//! their output, and `serve` on a chosen port with its output in a file. Every wait
+//! has a timeout; children are killed when dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::process::{Child, Command};
+use tokio::time::Instant;
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_oauth-mail-proxy");
+
+/// How long a one-shot command may run, and how long `serve` may take to listen.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long `serve` may take to exit after SIGTERM.
+pub const EXIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Environment variables of the binary that must not leak in from the test runner.
+const ENV: [&str; 3] = [
+    "OAUTH_MAIL_PROXY_CONFIG",
+    "OAUTH_MAIL_PROXY_TOKEN_KEY",
+    "RUST_LOG",
+];
+
+/// `oauth-mail-proxy ARGS` with a clean environment (no config path, token key or
+/// log filter inherited), stdin, stdout and stderr null, killed on drop.
+pub fn command<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    for v in ENV {
+        c.env_remove(v);
+    }
+    c
+}
+
+/// What a finished command printed.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Finished {
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+}
+
+/// Runs `cmd` to completion with `input` on stdin (closed afterwards).
+pub async fn run(mut cmd: Command, input: &[u8]) -> Finished {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn oauth-mail-proxy");
+    let mut stdin = child.stdin.take().expect("stdin piped");
+    let input = input.to_vec();
+    let writer = tokio::spawn(async move {
+        // A command that exits without reading may close the pipe first.
+        let _ = stdin.write_all(&input).await;
+    });
+    let out = tokio::time::timeout(RUN_TIMEOUT, child.wait_with_output())
+        .await
+        .expect("oauth-mail-proxy did not finish in time")
+        .expect("wait for oauth-mail-proxy");
+    let _ = writer.await;
+    Finished {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `oauth-mail-proxy --config CONFIG ARGS`, stdin empty.
+pub async fn run_with_config(config: &Path, args: &[&str]) -> Finished {
+    let mut all = vec!["--config", config.to_str().expect("UTF-8 path")];
+    all.extend_from_slice(args);
+    run(command(&all), b"").await
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("probe a free port")
+        .port()
+}
+
+/// Waits for `child` to exit, at most `limit`.
+pub async fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    tokio::time::timeout(limit, child.wait())
+        .await
+        .ok()
+        .map(|r| r.expect("wait for child"))
+}
+
+/// Sends SIGTERM to `child` (with kill(1): no unsafe code here).
+pub fn sigterm(child: &Child) {
+    let pid = child.id().expect("child still running");
+    let status = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -TERM {pid} failed");
+}
+
+/// `serve` running as a child, its stdout and stderr going to one file.
+pub struct ServeProcess {
+    pub child: Child,
+    /// The port the one listener binds.
+    pub port: u16,
+    pub config: PathBuf,
+    pub log: PathBuf,
+}
+
+impl ServeProcess {
+    /// Picks a free port, has `write_config(port)` write a config whose listener binds
+    /// it, runs `oauth-mail-proxy --config F [extra] serve` with output to `log`, and
+    /// waits until the port accepts. Picks another port when the one picked was taken
+    /// in the meantime.
+    pub async fn start(
+        write_config: impl Fn(u16) -> PathBuf,
+        extra: &[&str],
+        log: &Path,
+    ) -> ServeProcess {
+        for _ in 0..3 {
+            let port = free_port();
+            let config = write_config(port);
+            let out = std::fs::File::create(log).expect("create log file");
+            let err = out.try_clone().expect("dup log file");
+            let mut args = vec!["--config", config.to_str().expect("UTF-8 path")];
+            args.extend_from_slice(extra);
+            args.push("serve");
+            let mut child = command(&args)
+                .stdout(out)
+                .stderr(err)
+                .spawn()
+                .expect("spawn oauth-mail-proxy serve");
+            let deadline = Instant::now() + RUN_TIMEOUT;
+            loop {
+                if let Ok(Some(status)) = child.try_wait() {
+                    let text = std::fs::read_to_string(log).unwrap_or_default();
+                    if text.contains("Address already in use") {
+                        break; // try another port
+                    }
+                    panic!("serve exited with {status} before listening:\n{text}");
+                }
+                if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_ok()
+                {
+                    return ServeProcess {
+                        child,
+                        port,
+                        config,
+                        log: log.to_path_buf(),
+                    };
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "serve did not listen on {port} within {RUN_TIMEOUT:?}:\n{}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                );
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        }
+        panic!("serve could not bind a free port in three attempts");
+    }
+
+    /// Everything the process has written so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).expect("read serve log")
+    }
+
+    /// SIGTERM, then waits at most [`EXIT_TIMEOUT`]; panics (with the output) if the
+    /// process does not exit in time.
+    pub async fn terminate(mut self) -> (ExitStatus, String) {
+        sigterm(&self.child);
+        let Some(status) = wait_exit(&mut self.child, EXIT_TIMEOUT).await else {
+            panic!(
+                "serve did not exit within {EXIT_TIMEOUT:?} of SIGTERM:\n{}",
+                self.output()
+            );
+        };
+        (status, self.output())
+    }
+}
