@@ -10,14 +10,14 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 use crate::accounts::Accounts;
 use crate::config::{Config, ListenTls, Protocol};
 use crate::connector::Target;
 use crate::oauth::{TokenManager, TokenStore};
 use crate::proto::Limits;
-use crate::session::{ListenerCtx, Shared};
+use crate::session::{self, ListenerCtx, Shared};
 
 /// Most connections open at once, all listeners together.
 pub const MAX_CONNECTIONS: usize = 10_000;
@@ -96,6 +96,7 @@ impl Server {
                 cfg: l.clone(),
                 server_tls,
                 upstream,
+                smtp_probe: Default::default(),
             };
             listeners.push((tcp, Arc::new(ctx)));
         }
@@ -161,18 +162,15 @@ async fn accept_loop(
         };
         let shared = shared.clone();
         let ctx = ctx.clone();
-        match ctx.cfg.protocol {
-            Protocol::Imap => {
-                tracker.spawn(async move {
-                    crate::session::run::<crate::session::Imap>(shared, ctx, sock, peer).await;
-                    drop(permit);
-                });
+        let run = async move {
+            match ctx.cfg.protocol {
+                Protocol::Imap => session::run::<session::Imap>(shared, ctx, sock, peer).await,
+                Protocol::Pop3 => session::run::<session::Pop3>(shared, ctx, sock, peer).await,
+                Protocol::Smtp => session::run::<session::Smtp>(shared, ctx, sock, peer).await,
             }
-            other => warn!(
-                protocol = other.name(),
-                "protocol not supported yet; closing"
-            ),
-        }
+            drop(permit);
+        };
+        tracker.spawn(run);
     }
 }
 

@@ -387,6 +387,8 @@ async fn hash_password_refuses_an_empty_password() {
 async fn check_config_reports_file_line_and_key() {
     let f = Fixture::start().await;
     let good = f.config(&[ListenerSpec {
+        protocol: "imap",
+        alternate_first: None,
         tls: "none",
         upstream: SocketAddr::from(([127, 0, 0, 1], 10143)),
         upstream_tls: "none",
@@ -495,6 +497,8 @@ async fn serve_proxies_and_exits_cleanly_on_sigterm() {
     );
     f.store_tokens(Duration::from_secs(3600), None);
     let listener = ListenerSpec {
+        protocol: "imap",
+        alternate_first: None,
         tls: "none",
         upstream: SocketAddr::from(([127, 0, 0, 1], dovecot.imaps_port)),
         upstream_tls: "implicit",

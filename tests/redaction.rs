@@ -233,6 +233,8 @@ async fn trace_log_of_full_logins_holds_no_secret() {
     );
 
     let listener = ListenerSpec {
+        protocol: "imap",
+        alternate_first: None,
         tls: "none",
         upstream: SocketAddr::from(([127, 0, 0, 1], rig.dovecot.imaps_port)),
         upstream_tls: "implicit",

@@ -14,7 +14,9 @@
 
 pub mod imap;
 pub mod line;
+pub mod pop3;
 pub mod sasl;
+pub mod smtp;
 
 use secrecy::SecretString;
 
@@ -128,6 +130,19 @@ pub struct Credentials {
     pub authzid: Option<String>,
     pub username: String,
     pub password: SecretString,
+}
+
+/// Why the session refuses a login; each protocol's downstream `reject()` turns it into
+/// its own reply (IMAP `NO [...]`, POP3 `-ERR [...]`, SMTP `535`/`454`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginRejection {
+    /// Wrong user or password.
+    BadCredentials,
+    /// The password was right but the account needs a new OAuth consent; the message
+    /// says what to do.
+    NeedsReauthorization(String),
+    /// Temporary failure (token endpoint or upstream down).
+    Unavailable(String),
 }
 
 /// What the upstream machine needs to log in.

@@ -5,8 +5,10 @@
 //! pair of machines to it.
 
 mod protocols;
+mod smtp_probe;
 
-pub use protocols::{Backend, Frontend, Imap, Protocol};
+pub use protocols::{Backend, Frontend, Imap, Pop3, Protocol, Smtp};
+pub use smtp_probe::ProbeCache;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,8 +24,9 @@ use crate::connector::{self, Target};
 use crate::driver::{DriveError, Upgrade, drive};
 use crate::error::{SessionError, Side};
 use crate::oauth::{TokenError, TokenManager};
-use crate::proto::imap::LoginRejection;
-use crate::proto::{Credentials, Limits, LocalTls, UpstreamAuthError, UpstreamLogin, UpstreamTls};
+use crate::proto::{
+    Credentials, Limits, LocalTls, LoginRejection, UpstreamAuthError, UpstreamLogin, UpstreamTls,
+};
 use crate::stream::Stream;
 
 /// What every session of the process shares.
@@ -41,6 +44,8 @@ pub struct ListenerCtx {
     /// Local TLS (implicit or STARTTLS), when the listener has any.
     pub server_tls: Option<Arc<ServerConfig>>,
     pub upstream: Target,
+    /// SMTP listeners: the upstream's extensions, learned once and reused.
+    pub smtp_probe: ProbeCache,
 }
 
 /// Outcome of the upstream login attempt, from the client's point of view.

@@ -1,7 +1,10 @@
 //! Each protocol's pair of sans-I/O machines, adapted to the one session flow.
 
 use crate::driver::Machine;
-use crate::proto::imap::{self, ImapDownstream, ImapError, ImapUpstream, LoginRejection};
+use crate::proto::LoginRejection;
+use crate::proto::imap::{self, ImapDownstream, ImapError, ImapUpstream};
+use crate::proto::pop3::{self, Pop3Downstream, Pop3Error, Pop3Upstream};
+use crate::proto::smtp::{self, SmtpDownstream, SmtpError, SmtpProbe, SmtpUpstream};
 use crate::proto::{Interrupt, Limits, LocalTls, UpstreamAuthError, UpstreamLogin};
 
 use super::{DownEvent, ListenerCtx};
@@ -58,41 +61,52 @@ macro_rules! machine {
     };
 }
 
+/// The Frontend/Backend impls for a protocol module whose machines share IMAP's shape
+/// (`DownstreamEvent::{Login, Done}`, `UpstreamEvent::LoggedIn`, `Error::Auth`).
+macro_rules! protocol_machines {
+    ($m:ident, $down:ident, $up:ident, $err:ident) => {
+        machine!($down, $m::DownstreamEvent, $err);
+        machine!($up, $m::UpstreamEvent, $err);
+
+        impl Frontend for $down {
+            fn event(ev: $m::DownstreamEvent) -> DownEvent {
+                match ev {
+                    $m::DownstreamEvent::Login(c) => DownEvent::Login(c),
+                    $m::DownstreamEvent::Done { leftover } => DownEvent::Done { leftover },
+                }
+            }
+            fn accept(&mut self, caps: Option<&str>) {
+                $down::accept(self, caps)
+            }
+            fn reject(&mut self, reason: LoginRejection) {
+                $down::reject(self, reason)
+            }
+        }
+
+        impl Backend for $up {
+            fn logged_in(ev: $m::UpstreamEvent) -> (Option<String>, Vec<u8>) {
+                let $m::UpstreamEvent::LoggedIn {
+                    capabilities,
+                    leftover,
+                } = ev;
+                (capabilities, leftover)
+            }
+            fn auth_error(e: &$err) -> Option<&UpstreamAuthError> {
+                match e {
+                    $err::Auth(a) => Some(a),
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+protocol_machines!(imap, ImapDownstream, ImapUpstream, ImapError);
+protocol_machines!(pop3, Pop3Downstream, Pop3Upstream, Pop3Error);
+protocol_machines!(smtp, SmtpDownstream, SmtpUpstream, SmtpError);
+machine!(SmtpProbe, smtp::ProbeEvent, SmtpError);
+
 pub struct Imap;
-
-machine!(ImapDownstream, imap::DownstreamEvent, ImapError);
-machine!(ImapUpstream, imap::UpstreamEvent, ImapError);
-
-impl Frontend for ImapDownstream {
-    fn event(ev: imap::DownstreamEvent) -> DownEvent {
-        match ev {
-            imap::DownstreamEvent::Login(c) => DownEvent::Login(c),
-            imap::DownstreamEvent::Done { leftover } => DownEvent::Done { leftover },
-        }
-    }
-    fn accept(&mut self, caps: Option<&str>) {
-        ImapDownstream::accept(self, caps)
-    }
-    fn reject(&mut self, reason: LoginRejection) {
-        ImapDownstream::reject(self, reason)
-    }
-}
-
-impl Backend for ImapUpstream {
-    fn logged_in(ev: imap::UpstreamEvent) -> (Option<String>, Vec<u8>) {
-        let imap::UpstreamEvent::LoggedIn {
-            capabilities,
-            leftover,
-        } = ev;
-        (capabilities, leftover)
-    }
-    fn auth_error(e: &ImapError) -> Option<&UpstreamAuthError> {
-        match e {
-            ImapError::Auth(a) => Some(a),
-            _ => None,
-        }
-    }
-}
 
 impl Protocol for Imap {
     type Down = ImapDownstream;
@@ -102,5 +116,42 @@ impl Protocol for Imap {
     }
     fn upstream(login: UpstreamLogin, limits: Limits, _hint: &str) -> ImapUpstream {
         ImapUpstream::new(login, limits)
+    }
+}
+
+pub struct Pop3;
+
+impl Protocol for Pop3 {
+    type Down = Pop3Downstream;
+    type Up = Pop3Upstream;
+    async fn downstream(_lc: &ListenerCtx, tls: LocalTls, limits: Limits) -> Pop3Downstream {
+        Pop3Downstream::new(tls, limits)
+    }
+    fn upstream(login: UpstreamLogin, limits: Limits, _hint: &str) -> Pop3Upstream {
+        Pop3Upstream::new(login, limits)
+    }
+}
+
+pub struct Smtp;
+
+/// Host name in our SMTP greeting and EHLO reply.
+const SMTP_HOSTNAME: &str = "localhost";
+/// EHLO domain the proxy uses upstream when the client gave none.
+const SMTP_DEFAULT_DOMAIN: &str = "localhost";
+
+impl Protocol for Smtp {
+    type Down = SmtpDownstream;
+    type Up = SmtpUpstream;
+    async fn downstream(lc: &ListenerCtx, tls: LocalTls, limits: Limits) -> SmtpDownstream {
+        let extensions = super::smtp_probe::extensions(lc, limits).await;
+        SmtpDownstream::new(tls, limits, SMTP_HOSTNAME, extensions)
+    }
+    fn upstream_hint(down: &SmtpDownstream) -> String {
+        down.client_domain()
+            .unwrap_or(SMTP_DEFAULT_DOMAIN)
+            .to_string()
+    }
+    fn upstream(login: UpstreamLogin, limits: Limits, hint: &str) -> SmtpUpstream {
+        SmtpUpstream::new(login, limits, hint)
     }
 }

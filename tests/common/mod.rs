@@ -20,6 +20,7 @@ pub mod imap_client;
 pub mod pop3_client;
 pub mod process;
 pub mod proxy;
+pub mod rig;
 pub mod smtp_client;
 pub mod smtp_sink;
 

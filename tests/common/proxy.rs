@@ -16,6 +16,9 @@ use tokio_util::sync::CancellationToken;
 
 /// One `[[listener]]` of a test config.
 pub struct ListenerSpec {
+    pub protocol: &'static str,
+    /// An address listed before `upstream` (to test failover to the alternate).
+    pub alternate_first: Option<SocketAddr>,
     pub tls: &'static str,
     pub upstream: SocketAddr,
     pub upstream_tls: &'static str,
@@ -48,11 +51,16 @@ pub fn write_config(dir: &Path, listeners: &[ListenerSpec], accounts: &[AccountS
         } else {
             "localhost".to_string()
         };
+        let mut upstreams = Vec::new();
+        if let Some(first) = l.alternate_first {
+            upstreams.push(format!("\"{host}:{}\"", first.port()));
+        }
+        upstreams.push(format!("\"{host}:{}\"", l.upstream.port()));
         s.push_str(&format!(
-            "[[listener]]\nprotocol = \"imap\"\nbind = \"127.0.0.1:0\"\ntls = \"{}\"\nupstream = \"{}:{}\"\nupstream_tls = \"{}\"\n",
+            "[[listener]]\nprotocol = \"{}\"\nbind = \"127.0.0.1:0\"\ntls = \"{}\"\nupstream = [{}]\nupstream_tls = \"{}\"\n",
+            l.protocol,
             l.tls,
-            host,
-            l.upstream.port(),
+            upstreams.join(", "),
             l.upstream_tls
         ));
         if let Some(ca) = &l.upstream_ca {
@@ -144,17 +152,40 @@ impl Drop for CountingForwarder {
 
 /// Runs tests/clients/imap_fetch.py; returns (exit code, stdout).
 pub async fn python_imap(args: &[&str], secret: &str) -> (i32, String) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/imap_fetch.py");
+    python_client("imap_fetch.py", args, "IMAP_SECRET", secret).await
+}
+
+/// Runs tests/clients/pop3_fetch.py; returns (exit code, stdout).
+pub async fn python_pop3(args: &[&str], secret: &str) -> (i32, String) {
+    python_client("pop3_fetch.py", args, "POP3_SECRET", secret).await
+}
+
+/// Runs tests/clients/smtp_send.py; returns (exit code, stdout).
+pub async fn python_smtp(args: &[&str], secret: &str) -> (i32, String) {
+    python_client("smtp_send.py", args, "SMTP_SECRET", secret).await
+}
+
+/// Runs one of the Python clients in tests/clients with its secret in the
+/// environment (never on the command line); returns (exit code, stdout).
+async fn python_client(
+    script: &str,
+    args: &[&str],
+    secret_env: &str,
+    secret: &str,
+) -> (i32, String) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(script);
     let out = tokio::process::Command::new("python3")
-        .arg(script)
+        .arg(&script)
         .args(args)
-        .env("IMAP_SECRET", secret)
+        .env(secret_env, secret)
         .output()
         .await
         .expect("python3 runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !stderr.trim().is_empty() {
-        eprintln!("imap_fetch.py stderr: {stderr}");
+        eprintln!("{} stderr: {stderr}", script.display());
     }
     (
         out.status.code().unwrap_or(-1),

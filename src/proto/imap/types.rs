@@ -141,17 +141,10 @@ pub enum DownstreamEvent {
     Done { leftover: Vec<u8> },
 }
 
-/// Why the session refuses a login (see [`super::ImapDownstream::reject`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LoginRejection {
-    /// Wrong user or password: `NO [AUTHENTICATIONFAILED] Authentication failed.`
-    BadCredentials,
-    /// The password was right but the account needs a new OAuth consent:
-    /// `NO [AUTHENTICATIONFAILED] <message>`.
-    NeedsReauthorization(String),
-    /// Temporary failure (token endpoint or upstream down): `NO [UNAVAILABLE] <message>`.
-    Unavailable(String),
-}
+/// Why the session refuses a login (see [`super::ImapDownstream::reject`]): shared by
+/// all protocols. IMAP answers `NO [AUTHENTICATIONFAILED] Authentication failed.`,
+/// `NO [AUTHENTICATIONFAILED] <message>` and `NO [UNAVAILABLE] <message>`.
+pub use crate::proto::LoginRejection;
 
 /// The upstream machine's result.
 #[derive(Debug, PartialEq, Eq)]
