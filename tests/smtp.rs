@@ -270,3 +270,56 @@ async fn fails_over_to_the_alternate_upstream() {
     received(&rig, "failover", &msg).await;
     proxy.stop().await;
 }
+
+/// curl as the client: AUTH LOGIN in clear on the loopback, AUTH PLAIN over
+/// implicit TLS; both messages arrive intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_submits_through_the_proxy() {
+    let rig = Rig::start().await;
+    rig.store_tokens(HOUR);
+    let listeners = [
+        rig.listener("smtp", "none", "starttls"),
+        rig.listener("smtp", "implicit", "implicit"),
+    ];
+    let proxy = rig.proxy(&listeners, "xoauth2").await;
+    for (i, (scheme, mech)) in [("smtp", "LOGIN"), ("smtps", "PLAIN")]
+        .into_iter()
+        .enumerate()
+    {
+        let tag = format!("curl-{scheme}-{mech}");
+        let msg = message(&tag, 300_000);
+        let file = rig.dir.path().join(&tag);
+        std::fs::write(&file, &msg).unwrap();
+        let out = tokio::process::Command::new("curl")
+            .args(["--silent", "--show-error", "--url"])
+            .arg(format!("{scheme}://127.0.0.1:{}", proxy.addrs[i].port()))
+            .args(["--mail-from", USER, "--mail-rcpt", RCPT, "--login-options"])
+            .arg(format!("AUTH={mech}"))
+            .args(["--cacert", &rig.local_ca(), "--upload-file"])
+            .arg(&file)
+            // curl reads the password from its config on stdin, not argv.
+            .args(["--config", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("curl runs (scripts/setup-test-deps.sh installs it)");
+        let mut child = out;
+        {
+            use tokio::io::AsyncWriteExt;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin
+                .write_all(format!("user = \"{USER}:{}\"\n", rig.password).as_bytes())
+                .await
+                .unwrap();
+        }
+        let out = child.wait_with_output().await.unwrap();
+        assert!(
+            out.status.success(),
+            "{tag}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        received(&rig, &tag, &msg).await;
+    }
+    proxy.stop().await;
+}
