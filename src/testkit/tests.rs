@@ -705,14 +705,14 @@ async fn python_imaplib_xoauth2() {
 
 #[tokio::test]
 async fn curl_oauth2_bearer() {
-    if std::process::Command::new("curl")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("curl not installed, skipping");
-        return;
-    }
+    // Never skipped: scripts/setup-test-deps.sh installs curl.
+    assert!(
+        std::process::Command::new("curl")
+            .arg("--version")
+            .output()
+            .is_ok(),
+        "curl is not installed: run scripts/setup-test-deps.sh"
+    );
     let server = start().await;
     let msgs = messages();
     let port = server.addr().port();
