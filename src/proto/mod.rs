@@ -15,8 +15,11 @@
 pub mod imap;
 pub mod line;
 pub mod pop3;
+mod preauth;
 pub mod sasl;
 pub mod smtp;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use secrecy::SecretString;
 
@@ -143,6 +146,33 @@ pub enum LoginRejection {
     NeedsReauthorization(String),
     /// Temporary failure (token endpoint or upstream down).
     Unavailable(String),
+}
+
+/// What a downstream machine wants the session to decide on, and its end (the same
+/// for all three protocols).
+#[derive(Debug)]
+pub enum DownstreamEvent {
+    /// A syntactically valid login. Answer with `accept()` or `reject()`.
+    Login(Credentials),
+    /// The final success reply (IMAP tagged `OK`, POP3 `+OK`, SMTP `235`) has been
+    /// handed out; splice from here. `leftover` are bytes the client already sent after
+    /// its login (e.g. a pipelined SMTP `MAIL FROM`): replay them upstream first.
+    Done { leftover: Vec<u8> },
+}
+
+/// An upstream machine's result (the same for all three protocols).
+#[derive(Debug, PartialEq, Eq)]
+pub enum UpstreamEvent {
+    /// Logged in. `leftover` are the bytes the server sent after its success reply:
+    /// pass them to the client first. `capabilities`: IMAP takes them from the tagged
+    /// OK's `[CAPABILITY ...]` code, else from an untagged `CAPABILITY` after
+    /// authentication, else `None`; always `None` for POP3 (the `+OK` of AUTH carries
+    /// none, and clients ask CAPA after login, upstream by then) and SMTP (a `235`
+    /// carries none; the extensions are learned by [`smtp::SmtpProbe`]).
+    LoggedIn {
+        capabilities: Option<String>,
+        leftover: Vec<u8>,
+    },
 }
 
 /// What the upstream machine needs to log in.

@@ -16,13 +16,12 @@
 //! an unknown mechanism) counts towards `max_errors`; every `reject()` counts towards
 //! `max_auth_failures`. Reaching either ends with `* BYE` and [`Io::Close`].
 
-use std::collections::VecDeque;
-
 use self::respond::Action;
 use super::encode::{self, tagged, untagged};
 use super::types::{DownstreamEvent, ImapError, LoginRejection};
 use crate::proto::line::InputBuffer;
-use crate::proto::{Credentials, Interrupt, Io, Limits, LocalTls};
+use crate::proto::preauth::{Outbox, Step};
+use crate::proto::{Interrupt, Io, Limits, LocalTls};
 
 /// The sans-I/O IMAP server side up to the end of login.
 #[derive(Debug)]
@@ -31,17 +30,8 @@ pub struct ImapDownstream {
     limits: Limits,
     buf: InputBuffer,
     state: State,
-    queue: VecDeque<Step>,
-    errors: u32,
-    failures: u32,
-}
-
-#[derive(Debug)]
-enum Step {
-    Io(Io),
-    Login(Credentials),
-    Done,
-    Error(ImapError),
+    /// Steps to hand out; refusal and failure counts.
+    out: Outbox<ImapError>,
 }
 
 #[derive(Debug)]
@@ -91,9 +81,7 @@ impl ImapDownstream {
             limits,
             buf: InputBuffer::new(),
             state: State::Greeting,
-            queue: VecDeque::new(),
-            errors: 0,
-            failures: 0,
+            out: Outbox::new(),
         }
     }
 
@@ -109,15 +97,8 @@ impl ImapDownstream {
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<DownstreamEvent, Interrupt<ImapError>> {
         loop {
-            if let Some(step) = self.queue.pop_front() {
-                return match step {
-                    Step::Io(io) => Err(io.into()),
-                    Step::Login(c) => Ok(DownstreamEvent::Login(c)),
-                    Step::Done => Ok(DownstreamEvent::Done {
-                        leftover: self.buf.take(),
-                    }),
-                    Step::Error(e) => Err(Interrupt::Error(e)),
-                };
+            if let Some(step) = self.out.pop(&mut self.buf) {
+                return step;
             }
             if !self.advance()? {
                 return Err(Io::NeedInput.into());
@@ -130,7 +111,7 @@ impl ImapDownstream {
         if matches!(self.state, State::TlsPending) {
             self.tls = LocalTls::Active;
             self.buf.clear();
-            self.queue.clear();
+            self.out.clear();
             self.state = State::Command { framed: 0 };
         } else {
             self.fail(ImapError::Misuse("tls_established() without STARTTLS"));
@@ -146,7 +127,7 @@ impl ImapDownstream {
                     .and_then(encode::sanitize_capabilities)
                     .map(|c| format!("CAPABILITY {c}"));
                 self.write(tagged(&tag, "OK", code.as_deref(), "Logged in"));
-                self.queue.push_back(Step::Done);
+                self.out.push(Step::Done);
             }
             other => self.state = other,
         }
@@ -167,8 +148,7 @@ impl ImapDownstream {
                     t => t,
                 };
                 let mut bytes = tagged(&tag, "NO", Some(code), &text);
-                self.failures += 1;
-                if self.failures >= self.limits.max_auth_failures {
+                if self.out.count_failure(&self.limits) {
                     bytes.extend(untagged("BYE Too many failed logins"));
                     self.close_with(bytes);
                 } else {
@@ -192,30 +172,27 @@ impl ImapDownstream {
     }
 
     fn write(&mut self, bytes: Vec<u8>) {
-        self.queue.push_back(Step::Io(Io::Write(bytes)));
+        self.out.push(Step::Io(Io::Write(bytes)));
     }
 
     fn close_with(&mut self, bytes: Vec<u8>) {
         self.write(bytes);
-        self.queue.push_back(Step::Io(Io::Close));
+        self.out.push(Step::Io(Io::Close));
         self.buf.clear();
         self.state = State::Closed;
     }
 
     fn fail(&mut self, e: ImapError) {
-        self.queue.push_back(Step::Error(e));
+        self.out.push(Step::Error(e));
         self.buf.clear();
         self.state = State::Closed;
     }
 
     /// Writes a reply; a refusal may be the one that ends the connection.
     fn reply(&mut self, mut bytes: Vec<u8>, kind: Kind) {
-        if kind == Kind::Refusal {
-            self.errors += 1;
-            if self.errors >= self.limits.max_errors {
-                bytes.extend(untagged("BYE Too many invalid commands"));
-                return self.close_with(bytes);
-            }
+        if kind == Kind::Refusal && self.out.count_error(&self.limits) {
+            bytes.extend(untagged("BYE Too many invalid commands"));
+            return self.close_with(bytes);
         }
         self.write(bytes);
     }
@@ -233,12 +210,12 @@ impl ImapDownstream {
             ),
             Action::StartTls(tag) => {
                 self.write(tagged(&tag, "OK", None, "Begin TLS negotiation now"));
-                self.queue.push_back(Step::Io(Io::StartTls));
+                self.out.push(Step::Io(Io::StartTls));
                 self.state = State::TlsPending;
             }
             Action::StartTlsPipelined => self.fail(ImapError::StartTlsPipelining),
             Action::Login(tag, creds) => {
-                self.queue.push_back(Step::Login(creds));
+                self.out.push(Step::Login(creds));
                 self.state = State::Decision { tag };
             }
             Action::SaslContinue(tag) => {

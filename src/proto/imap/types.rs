@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::proto::{Credentials, UpstreamAuthError};
+use crate::proto::UpstreamAuthError;
 
 /// An `astring` argument as it appeared on the wire (RFC 3501 / 9051).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -131,32 +131,13 @@ pub enum Response<'a> {
     OtherUntagged,
 }
 
-/// What the downstream machine wants the session to decide on, and its end.
-#[derive(Debug)]
-pub enum DownstreamEvent {
-    /// A syntactically valid login. Answer with `accept()` or `reject()`.
-    Login(Credentials),
-    /// The tagged OK has been handed out; splice from here. `leftover` are bytes the
-    /// client already sent after its login command: replay them upstream first.
-    Done { leftover: Vec<u8> },
-}
+/// The downstream and upstream events are shared by all protocols.
+pub use crate::proto::{DownstreamEvent, UpstreamEvent};
 
 /// Why the session refuses a login (see [`super::ImapDownstream::reject`]): shared by
 /// all protocols. IMAP answers `NO [AUTHENTICATIONFAILED] Authentication failed.`,
 /// `NO [AUTHENTICATIONFAILED] <message>` and `NO [UNAVAILABLE] <message>`.
 pub use crate::proto::LoginRejection;
-
-/// The upstream machine's result.
-#[derive(Debug, PartialEq, Eq)]
-pub enum UpstreamEvent {
-    /// Logged in. `capabilities` from the tagged OK's `[CAPABILITY ...]` code, else from
-    /// an untagged `CAPABILITY` after authentication, else `None`. `leftover` are the
-    /// bytes the server sent after the tagged OK: pass them to the client first.
-    LoggedIn {
-        capabilities: Option<String>,
-        leftover: Vec<u8>,
-    },
-}
 
 /// Errors of the IMAP machines. Safe to display: never contains client secrets.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

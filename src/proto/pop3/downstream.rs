@@ -18,13 +18,12 @@
 //! `max_auth_failures`; the rejection that reaches it is sent, then the connection
 //! closes. Counters survive STLS.
 
-use std::collections::VecDeque;
-
 use self::respond::Action;
 use super::encode::{self, err, ok};
 use super::types::{DownstreamEvent, LoginRejection, Pop3Error};
 use crate::proto::line::{InputBuffer, LineStatus, find_line, strip_eol};
-use crate::proto::{Credentials, Interrupt, Io, Limits, LocalTls};
+use crate::proto::preauth::{Outbox, Step};
+use crate::proto::{Interrupt, Io, Limits, LocalTls};
 
 /// The sans-I/O POP3 server side up to the end of login.
 #[derive(Debug)]
@@ -33,19 +32,10 @@ pub struct Pop3Downstream {
     limits: Limits,
     buf: InputBuffer,
     state: State,
-    queue: VecDeque<Step>,
+    /// Steps to hand out; refusal and failure counts.
+    out: Outbox<Pop3Error>,
     /// The name of a USER command that PASS may complete.
     user: Option<String>,
-    errors: u32,
-    failures: u32,
-}
-
-#[derive(Debug)]
-enum Step {
-    Io(Io),
-    Login(Credentials),
-    Done,
-    Error(Pop3Error),
 }
 
 #[derive(Debug)]
@@ -77,10 +67,8 @@ impl Pop3Downstream {
             limits,
             buf: InputBuffer::new(),
             state: State::Greeting,
-            queue: VecDeque::new(),
+            out: Outbox::new(),
             user: None,
-            errors: 0,
-            failures: 0,
         }
     }
 
@@ -96,15 +84,8 @@ impl Pop3Downstream {
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<DownstreamEvent, Interrupt<Pop3Error>> {
         loop {
-            if let Some(step) = self.queue.pop_front() {
-                return match step {
-                    Step::Io(io) => Err(io.into()),
-                    Step::Login(c) => Ok(DownstreamEvent::Login(c)),
-                    Step::Done => Ok(DownstreamEvent::Done {
-                        leftover: self.buf.take(),
-                    }),
-                    Step::Error(e) => Err(Interrupt::Error(e)),
-                };
+            if let Some(step) = self.out.pop(&mut self.buf) {
+                return step;
             }
             if !self.advance()? {
                 return Err(Io::NeedInput.into());
@@ -118,7 +99,7 @@ impl Pop3Downstream {
         if matches!(self.state, State::TlsPending) {
             self.tls = LocalTls::Active;
             self.buf.clear();
-            self.queue.clear();
+            self.out.clear();
             self.user = None;
             self.state = State::Command;
         } else {
@@ -135,7 +116,7 @@ impl Pop3Downstream {
         match std::mem::replace(&mut self.state, State::Finished) {
             State::Decision => {
                 self.write(ok("Logged in"));
-                self.queue.push_back(Step::Done);
+                self.out.push(Step::Done);
             }
             other => self.state = other,
         }
@@ -157,8 +138,7 @@ impl Pop3Downstream {
                     t => t,
                 };
                 let bytes = err(Some(code), &text);
-                self.failures += 1;
-                if self.failures >= self.limits.max_auth_failures {
+                if self.out.count_failure(&self.limits) {
                     self.close_with(bytes);
                 } else {
                     self.write(bytes);
@@ -191,29 +171,26 @@ impl Pop3Downstream {
     }
 
     fn write(&mut self, bytes: Vec<u8>) {
-        self.queue.push_back(Step::Io(Io::Write(bytes)));
+        self.out.push(Step::Io(Io::Write(bytes)));
     }
 
     fn close_with(&mut self, bytes: Vec<u8>) {
         self.write(bytes);
-        self.queue.push_back(Step::Io(Io::Close));
+        self.out.push(Step::Io(Io::Close));
         self.buf.clear();
         self.state = State::Closed;
     }
 
     fn fail(&mut self, e: Pop3Error) {
-        self.queue.push_back(Step::Error(e));
+        self.out.push(Step::Error(e));
         self.buf.clear();
         self.state = State::Closed;
     }
 
     /// Writes a reply; a refusal may be the one that ends the connection.
     fn reply(&mut self, bytes: Vec<u8>, kind: Kind) {
-        if kind == Kind::Refusal {
-            self.errors += 1;
-            if self.errors >= self.limits.max_errors {
-                return self.close_with(err(None, "Too many invalid commands"));
-            }
+        if kind == Kind::Refusal && self.out.count_error(&self.limits) {
+            return self.close_with(err(None, "Too many invalid commands"));
         }
         self.write(bytes);
     }
@@ -304,12 +281,12 @@ impl Pop3Downstream {
             Action::Quit => self.close_with(ok("Logging out")),
             Action::StartTls => {
                 self.write(ok("Begin TLS negotiation"));
-                self.queue.push_back(Step::Io(Io::StartTls));
+                self.out.push(Step::Io(Io::StartTls));
                 self.state = State::TlsPending;
             }
             Action::StartTlsPipelined => self.fail(Pop3Error::StartTlsPipelining),
             Action::Login(creds) => {
-                self.queue.push_back(Step::Login(creds));
+                self.out.push(Step::Login(creds));
                 self.state = State::Decision;
             }
             Action::SaslContinue => {

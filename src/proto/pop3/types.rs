@@ -5,7 +5,7 @@
 //! password (the PASS argument, a SASL response) is [`Sensitive`]: its `Debug` prints
 //! only the length.
 
-use crate::proto::{Credentials, UpstreamAuthError};
+use crate::proto::UpstreamAuthError;
 
 pub use crate::proto::LoginRejection;
 /// Bytes that may hold a secret; the same wrapper as IMAP's.
@@ -67,28 +67,8 @@ pub enum BodyLine<'a> {
     End,
 }
 
-/// What the downstream machine wants the session to decide on, and its end.
-#[derive(Debug)]
-pub enum DownstreamEvent {
-    /// A syntactically valid login. Answer with `accept()` or `reject()`.
-    Login(Credentials),
-    /// The `+OK` has been handed out; splice from here. `leftover` are bytes the
-    /// client already sent after its login command: replay them upstream first.
-    Done { leftover: Vec<u8> },
-}
-
-/// The upstream machine's result.
-#[derive(Debug, PartialEq, Eq)]
-pub enum UpstreamEvent {
-    /// Logged in. `capabilities` is always `None` for POP3: the `+OK` of AUTH carries
-    /// none, and clients ask with CAPA after login (which goes upstream by then).
-    /// `leftover` are the bytes the server sent after its `+OK`: pass them to the
-    /// client first.
-    LoggedIn {
-        capabilities: Option<String>,
-        leftover: Vec<u8>,
-    },
-}
+/// The downstream and upstream events are shared by all protocols.
+pub use crate::proto::{DownstreamEvent, UpstreamEvent};
 
 /// Errors of the POP3 machines. Safe to display: never contains client secrets.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

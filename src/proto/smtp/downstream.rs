@@ -23,13 +23,12 @@
 //! `max_auth_failures`. Reaching either ends with a `421` and [`Io::Close`]. STARTTLS
 //! resets the protocol state (RFC 3207: the client must EHLO again), not the counters.
 
-use std::collections::VecDeque;
-
 use self::respond::Action;
 use super::encode;
 use super::types::{DownstreamEvent, SmtpError};
 use crate::proto::line::InputBuffer;
-use crate::proto::{Credentials, Interrupt, Io, Limits, LocalTls, LoginRejection};
+use crate::proto::preauth::{Outbox, Step};
+use crate::proto::{Interrupt, Io, Limits, LocalTls, LoginRejection};
 
 /// The sans-I/O SMTP server side up to the end of AUTH.
 #[derive(Debug)]
@@ -41,19 +40,10 @@ pub struct SmtpDownstream {
     extensions: Vec<String>,
     buf: InputBuffer,
     state: State,
-    queue: VecDeque<Step>,
+    /// Steps to hand out; refusal and failure counts.
+    out: Outbox<SmtpError>,
     /// The EHLO/HELO argument of the current TLS phase.
     client_domain: Option<String>,
-    errors: u32,
-    failures: u32,
-}
-
-#[derive(Debug)]
-enum Step {
-    Io(Io),
-    Login(Credentials),
-    Done,
-    Error(SmtpError),
 }
 
 /// Where an AUTH exchange stands after a `334`.
@@ -117,10 +107,8 @@ impl SmtpDownstream {
             extensions,
             buf: InputBuffer::new(),
             state: State::Greeting,
-            queue: VecDeque::new(),
+            out: Outbox::new(),
             client_domain: None,
-            errors: 0,
-            failures: 0,
         }
     }
 
@@ -136,15 +124,8 @@ impl SmtpDownstream {
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<DownstreamEvent, Interrupt<SmtpError>> {
         loop {
-            if let Some(step) = self.queue.pop_front() {
-                return match step {
-                    Step::Io(io) => Err(io.into()),
-                    Step::Login(c) => Ok(DownstreamEvent::Login(c)),
-                    Step::Done => Ok(DownstreamEvent::Done {
-                        leftover: self.buf.take(),
-                    }),
-                    Step::Error(e) => Err(Interrupt::Error(e)),
-                };
+            if let Some(step) = self.out.pop(&mut self.buf) {
+                return step;
             }
             if !self.advance()? {
                 return Err(Io::NeedInput.into());
@@ -158,7 +139,7 @@ impl SmtpDownstream {
         if matches!(self.state, State::TlsPending) {
             self.tls = LocalTls::Active;
             self.buf.clear();
-            self.queue.clear();
+            self.out.clear();
             self.client_domain = None;
             self.state = State::Command;
         } else {
@@ -173,7 +154,7 @@ impl SmtpDownstream {
         if matches!(self.state, State::Decision) {
             self.state = State::Finished;
             self.write(encode::reply(235, "2.7.0", "Authentication successful"));
-            self.queue.push_back(Step::Done);
+            self.out.push(Step::Done);
         }
     }
 
@@ -202,8 +183,7 @@ impl SmtpDownstream {
                 encode::reply(454, "4.7.0", &text(&m, "Temporary authentication failure"))
             }
         };
-        self.failures += 1;
-        if self.failures >= self.limits.max_auth_failures {
+        if self.out.count_failure(&self.limits) {
             bytes.extend(encode::reply(
                 421,
                 "4.7.0",
@@ -237,30 +217,27 @@ impl SmtpDownstream {
     }
 
     fn write(&mut self, bytes: Vec<u8>) {
-        self.queue.push_back(Step::Io(Io::Write(bytes)));
+        self.out.push(Step::Io(Io::Write(bytes)));
     }
 
     fn close_with(&mut self, bytes: Vec<u8>) {
         self.write(bytes);
-        self.queue.push_back(Step::Io(Io::Close));
+        self.out.push(Step::Io(Io::Close));
         self.buf.clear();
         self.state = State::Closed;
     }
 
     fn fail(&mut self, e: SmtpError) {
-        self.queue.push_back(Step::Error(e));
+        self.out.push(Step::Error(e));
         self.buf.clear();
         self.state = State::Closed;
     }
 
     /// Writes a reply; a refusal may be the one that ends the connection.
     fn reply(&mut self, mut bytes: Vec<u8>, kind: Kind) {
-        if kind == Kind::Refusal {
-            self.errors += 1;
-            if self.errors >= self.limits.max_errors {
-                bytes.extend(encode::reply(421, "4.7.0", "Too many invalid commands"));
-                return self.close_with(bytes);
-            }
+        if kind == Kind::Refusal && self.out.count_error(&self.limits) {
+            bytes.extend(encode::reply(421, "4.7.0", "Too many invalid commands"));
+            return self.close_with(bytes);
         }
         self.write(bytes);
     }
@@ -276,12 +253,12 @@ impl SmtpDownstream {
             Action::Quit => self.close_with(encode::reply(221, "2.0.0", "Bye")),
             Action::StartTls => {
                 self.write(encode::reply(220, "2.0.0", "Ready to start TLS"));
-                self.queue.push_back(Step::Io(Io::StartTls));
+                self.out.push(Step::Io(Io::StartTls));
                 self.state = State::TlsPending;
             }
             Action::StartTlsPipelined => self.fail(SmtpError::StartTlsPipelining),
             Action::Login(creds) => {
-                self.queue.push_back(Step::Login(creds));
+                self.out.push(Step::Login(creds));
                 self.state = State::Decision;
             }
             Action::SaslContinue(challenge, step) => {
@@ -303,6 +280,10 @@ mod framing;
 mod respond;
 
 #[cfg(test)]
+mod auth_tests;
+#[cfg(test)]
 mod limit_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;

@@ -172,21 +172,17 @@ pub fn reply_line(i: &[u8]) -> R<'_, ReplyLine<'_>> {
 /// An enhanced status code at the start of a reply line's text, and the text after
 /// it (leading spaces removed). The code must be followed by a space or end the text.
 pub fn enhanced_code(text: &[u8]) -> R<'_, EnhancedCode> {
-    let number = |max: usize| {
-        map_res(
-            bc::take_while_m_n(1, max, |b: u8| b.is_ascii_digit()),
-            |d: &[u8]| {
-                std::str::from_utf8(d)
-                    .map_err(|_| ())?
-                    .parse::<u16>()
-                    .map_err(|_| ())
-            },
+    // 1 to 3 digits, so always a u16
+    let number = || {
+        map(
+            bc::take_while_m_n(1, 3, |b: u8| b.is_ascii_digit()),
+            |d: &[u8]| d.iter().fold(0u16, |n, &c| n * 10 + u16::from(c - b'0')),
         )
     };
     let (after, (class, (subject, detail))) = separated_pair(
         cc::one_of("245"),
         cc::char('.'),
-        separated_pair(number(3), cc::char('.'), number(3)),
+        separated_pair(number(), cc::char('.'), number()),
     )
     .parse(text)?;
     let (after, _) = alt((cc::space1, eof)).parse(after)?;

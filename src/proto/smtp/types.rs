@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use crate::proto::{Credentials, UpstreamAuthError};
+use crate::proto::UpstreamAuthError;
 
 /// Bytes that may hold a secret (a SASL response); `Debug` shows only the length.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -113,28 +113,8 @@ impl fmt::Debug for Reply {
     }
 }
 
-/// What the downstream machine wants the session to decide on, and its end.
-#[derive(Debug)]
-pub enum DownstreamEvent {
-    /// A syntactically valid login. Answer with `accept()` or `reject()`.
-    Login(Credentials),
-    /// The `235` has been handed out; splice from here. `leftover` are bytes the
-    /// client already sent after its AUTH exchange (e.g. a pipelined `MAIL FROM`):
-    /// replay them upstream first.
-    Done { leftover: Vec<u8> },
-}
-
-/// The upstream machine's result.
-#[derive(Debug, PartialEq, Eq)]
-pub enum UpstreamEvent {
-    /// Logged in. `capabilities` is always `None` for SMTP (a `235` carries none; the
-    /// extensions are learned by [`super::SmtpProbe`]). `leftover` are the bytes the
-    /// server sent after the `235` line: pass them to the client first.
-    LoggedIn {
-        capabilities: Option<String>,
-        leftover: Vec<u8>,
-    },
-}
+/// The downstream and upstream events are shared by all protocols.
+pub use crate::proto::{DownstreamEvent, UpstreamEvent};
 
 /// The probe machine's result.
 #[derive(Debug, PartialEq, Eq)]

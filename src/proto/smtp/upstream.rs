@@ -145,6 +145,8 @@ mod client;
 pub mod probe;
 
 #[cfg(test)]
+mod failure_tests;
+#[cfg(test)]
 mod probe_tests;
 #[cfg(test)]
 mod tests;

@@ -2,6 +2,7 @@
 
 use super::tests::*;
 use super::*;
+use crate::proto::testing;
 use proptest::prelude::*;
 
 #[test]
@@ -171,24 +172,22 @@ fn sasl_response_too_long() {
 
 /// Grammar pieces and noise, for "anything goes" inputs.
 fn soup() -> impl Strategy<Value = Vec<u8>> {
-    let token = prop_oneof![
-        Just(b"a ".to_vec()),
-        Just(b"LOGIN ".to_vec()),
-        Just(b"AUTHENTICATE PLAIN ".to_vec()),
-        Just(b"STARTTLS".to_vec()),
-        Just(b"CAPABILITY".to_vec()),
-        Just(b"LOGOUT".to_vec()),
-        Just(b"{3}\r\n".to_vec()),
-        Just(b"{3+}\r\n".to_vec()),
-        Just(b"{70+}\r\n".to_vec()),
-        Just(b"\"q\\\"".to_vec()),
-        Just(b"AGEAYg==".to_vec()),
-        Just(b"*".to_vec()),
-        Just(b"\r\n".to_vec()),
-        Just(b"\n".to_vec()),
-        proptest::collection::vec(any::<u8>(), 0..8),
-    ];
-    proptest::collection::vec(token, 0..40).prop_map(|t| t.concat())
+    testing::soup(&[
+        b"a ",
+        b"LOGIN ",
+        b"AUTHENTICATE PLAIN ",
+        b"STARTTLS",
+        b"CAPABILITY",
+        b"LOGOUT",
+        b"{3}\r\n",
+        b"{3+}\r\n",
+        b"{70+}\r\n",
+        b"\"q\\\"",
+        b"AGEAYg==",
+        b"*",
+        b"\r\n",
+        b"\n",
+    ])
 }
 
 proptest! {
@@ -198,7 +197,7 @@ proptest! {
     /// through before a required STARTTLS.
     #[test]
     fn arbitrary_input_is_handled(input in soup(), chunk in 1usize..20, tls in 0u8..3) {
-        let tls = [LocalTls::None, LocalTls::StartTlsRequired, LocalTls::Active][tls as usize];
+        let tls = testing::local_tls(tls);
         let limits = Limits { max_line: 64, max_literal: 16, max_sasl: 32, ..Limits::default() };
         let mut m = ImapDownstream::new(tls, limits);
         let chunks: Vec<&[u8]> = input.chunks(chunk).collect();
@@ -208,9 +207,7 @@ proptest! {
             prop_assert!(line.len() <= limits.max_line + 100);
         }
         if tls == LocalTls::StartTlsRequired {
-            let login = evs.iter().position(|e| matches!(e, Ev::Login(..)));
-            let tls = evs.iter().position(|e| *e == Ev::StartTls);
-            prop_assert!(login.is_none() || tls < login);
+            prop_assert!(testing::no_login_before_starttls(&evs));
         }
     }
 }

@@ -2,79 +2,24 @@
 
 use super::*;
 use proptest::prelude::*;
-use secrecy::ExposeSecret;
+
+use crate::proto::testing::{self, cut_at, one_of};
+pub(super) use crate::proto::testing::{Verdict, login, text};
 
 pub(super) const GREETING_PLAIN: &[u8] =
     b"* OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID AUTH=PLAIN] oauth-mail-proxy ready\r\n";
 pub(super) const GREETING_STARTTLS: &[u8] =
     b"* OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID STARTTLS LOGINDISABLED] oauth-mail-proxy ready\r\n";
 
-/// What the session decides for each login, in order (default: accept without caps).
-#[derive(Clone)]
-pub(super) enum Verdict {
-    Accept(Option<&'static str>),
-    Reject(LoginRejection),
-}
+pub(super) type Ev = testing::Ev<ImapError>;
 
-#[derive(Debug, PartialEq)]
-pub(super) enum Ev {
-    Login(Option<String>, String, String),
-    Done(Vec<u8>),
-    StartTls,
-    Close,
-    Error(ImapError),
-}
-
-pub(super) fn login(user: &str, pass: &str) -> Ev {
-    Ev::Login(None, user.into(), pass.into())
-}
-
-/// A tiny driver: feeds `chunks` whenever the machine needs input, collects what it
-/// writes, answers logins from `verdicts`, and "handshakes" on StartTls.
+/// The transcript driver; logins are accepted without capabilities by default.
 pub(super) fn drive(
     m: &mut ImapDownstream,
     chunks: &[&[u8]],
     verdicts: &[Verdict],
 ) -> (Vec<u8>, Vec<Ev>) {
-    let mut chunks = chunks.iter();
-    let mut verdicts = verdicts.iter().cloned();
-    let (mut out, mut evs) = (Vec::new(), Vec::new());
-    loop {
-        match m.next() {
-            Ok(DownstreamEvent::Login(c)) => {
-                let pass = c.password.expose_secret().to_owned();
-                evs.push(Ev::Login(c.authzid, c.username, pass));
-                match verdicts.next().unwrap_or(Verdict::Accept(None)) {
-                    Verdict::Accept(caps) => m.accept(caps),
-                    Verdict::Reject(r) => m.reject(r),
-                }
-            }
-            Ok(DownstreamEvent::Done { mut leftover }) => {
-                // what the driver reads later is spliced after the leftover
-                leftover.extend(chunks.by_ref().copied().flatten());
-                evs.push(Ev::Done(leftover));
-                break;
-            }
-            Err(Interrupt::Io(Io::Write(b))) => out.extend(b),
-            Err(Interrupt::Io(Io::NeedInput)) => match chunks.next() {
-                Some(c) => m.feed(c),
-                None => break,
-            },
-            Err(Interrupt::Io(Io::StartTls)) => {
-                evs.push(Ev::StartTls);
-                m.tls_established();
-            }
-            Err(Interrupt::Io(Io::Close)) => {
-                evs.push(Ev::Close);
-                break;
-            }
-            Err(Interrupt::Error(e)) => {
-                evs.push(Ev::Error(e));
-                break;
-            }
-        }
-    }
-    (out, evs)
+    testing::drive_downstream(m, chunks, verdicts, None)
 }
 
 pub(super) fn run(tls: LocalTls, input: &[u8], verdicts: &[Verdict]) -> (String, Vec<Ev>) {
@@ -90,10 +35,6 @@ pub(super) fn run_limits(
     let mut m = ImapDownstream::new(tls, limits);
     let (out, evs) = drive(&mut m, &[input], v);
     (String::from_utf8(out).unwrap(), evs)
-}
-
-pub(super) fn text(parts: &[&[u8]]) -> String {
-    String::from_utf8(parts.concat()).unwrap()
 }
 
 #[test]
@@ -171,9 +112,9 @@ fn login_literals_split_everywhere() {
         login("alice", "se\r\ncr7"),
         Ev::Done(b"b NOOP\r\n".to_vec()),
     ];
-    for cut in 0..=input.len() {
+    for (cut, chunks) in testing::two_reads(&[], input, &[]) {
         let mut m = ImapDownstream::new(LocalTls::Active, Limits::default());
-        let (out, evs) = drive(&mut m, &[&input[..cut], &input[cut..]], &[]);
+        let (out, evs) = drive(&mut m, &chunks, &[]);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             expected_out,
@@ -181,9 +122,8 @@ fn login_literals_split_everywhere() {
         );
         assert_eq!(evs, expected_evs, "cut at {cut}");
     }
-    let bytes: Vec<&[u8]> = input.chunks(1).collect();
     let mut m = ImapDownstream::new(LocalTls::Active, Limits::default());
-    let (out, evs) = drive(&mut m, &bytes, &[]);
+    let (out, evs) = drive(&mut m, &testing::bytewise(input), &[]);
     assert_eq!(String::from_utf8(out).unwrap(), expected_out);
     assert_eq!(evs, expected_evs);
 }
@@ -271,10 +211,7 @@ fn starttls_pipelining_is_refused() {
     assert_eq!(evs, [Ev::Error(ImapError::StartTlsPipelining)]);
     // Bytes arriving after the OK but before tls_established() are refused too.
     let mut m = ImapDownstream::new(LocalTls::StartTlsRequired, Limits::default());
-    m.feed(b"a STARTTLS\r\n");
-    assert!(matches!(m.next(), Err(Interrupt::Io(Io::Write(_)))));
-    assert!(matches!(m.next(), Err(Interrupt::Io(Io::Write(_)))));
-    assert!(matches!(m.next(), Err(Interrupt::Io(Io::StartTls))));
+    testing::feed_until_starttls(&mut m, b"a STARTTLS\r\n", 2);
     m.feed(b"b LOGIN u p\r\n");
     assert!(matches!(
         m.next(),
@@ -316,22 +253,21 @@ fn misuse_is_reported_not_panicked() {
 #[test]
 fn debug_output_has_no_password() {
     let mut m = ImapDownstream::new(LocalTls::Active, Limits::default());
-    m.feed(b"a LOGIN alice hunter2\r\n");
-    let _ = m.next();
-    let ev = m.next().unwrap();
-    assert!(!format!("{ev:?} {m:?}").contains("hunter2"));
+    // the greeting, then the login
+    let steps = testing::assert_secrets_hidden(&mut m, b"a LOGIN alice hunter2\r\n", &["hunter2"]);
+    assert_eq!(steps, 2);
 }
 
 /// Commands a client might send before login (no LOGOUT, no STARTTLS).
 fn client_line() -> impl Strategy<Value = Vec<u8>> {
-    prop_oneof![
-        Just(b"a NOOP\r\n".to_vec()),
-        Just(b"b CAPABILITY\r\n".to_vec()),
-        Just(b"c SELECT {3+}\r\nx\r\n\r\n".to_vec()),
-        Just(b"d LOGIN {1}\r\nu {2+}\r\npw\r\n".to_vec()),
-        Just(b"e AUTHENTICATE PLAIN\r\nAHUAcA==\r\n".to_vec()),
-        Just(b"garbage\n".to_vec()),
-    ]
+    one_of(&[
+        b"a NOOP\r\n",
+        b"b CAPABILITY\r\n",
+        b"c SELECT {3+}\r\nx\r\n\r\n",
+        b"d LOGIN {1}\r\nu {2+}\r\npw\r\n",
+        b"e AUTHENTICATE PLAIN\r\nAHUAcA==\r\n",
+        b"garbage\n",
+    ])
 }
 
 proptest! {
@@ -340,19 +276,11 @@ proptest! {
     fn chunking_invariance(lines in proptest::collection::vec(client_line(), 1..6),
                            cuts in proptest::collection::vec(0usize..200, 0..8)) {
         let input = lines.concat();
-        let limits = Limits { max_errors: 100, max_auth_failures: 100, ..Limits::default() };
+        let limits = testing::lenient();
         let rejects = vec![Verdict::Reject(LoginRejection::BadCredentials); 10];
         let (whole_out, whole_evs) = run_limits(LocalTls::Active, limits, &input, &rejects);
-        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (input.len() + 1)).collect();
-        cuts.sort_unstable();
-        let mut chunks: Vec<&[u8]> = Vec::new();
-        let mut prev = 0;
-        for c in cuts.into_iter().chain([input.len()]) {
-            chunks.push(&input[prev..c]);
-            prev = c;
-        }
         let mut m = ImapDownstream::new(LocalTls::Active, limits);
-        let (out, evs) = drive(&mut m, &chunks, &rejects);
+        let (out, evs) = drive(&mut m, &cut_at(&input, cuts), &rejects);
         prop_assert_eq!(String::from_utf8(out).unwrap(), whole_out);
         prop_assert_eq!(evs, whole_evs);
     }

@@ -3,28 +3,7 @@
 use super::*;
 use proptest::prelude::*;
 
-/// A parser outcome with the remainder owned, so rows can be compared.
-#[derive(Debug, PartialEq)]
-enum Out<T> {
-    Done(T, Vec<u8>),
-    More,
-    Bad,
-}
-
-fn run<T>(r: IResult<&[u8], T>) -> Out<T> {
-    match r {
-        Ok((rest, v)) => Out::Done(v, rest.to_vec()),
-        Err(nom::Err::Incomplete(_)) => Out::More,
-        Err(_) => Out::Bad,
-    }
-}
-
-/// One table row: input and expected outcome.
-type Row<T> = (&'static [u8], T);
-
-fn done<T>(v: T, rest: &[u8]) -> Out<T> {
-    Out::Done(v, rest.to_vec())
-}
+use crate::proto::testing::{Out, Row, done, run};
 
 #[test]
 fn tag_table() {

@@ -1,72 +1,24 @@
 //! Byte-exact transcripts of the upstream machine against scripted servers.
 
 use super::*;
-use secrecy::ExposeSecret;
+use crate::proto::testing;
+
+type End = testing::End<ImapError>;
 
 fn login(tls: UpstreamTls, mechanism: Mechanism) -> UpstreamLogin {
-    UpstreamLogin {
-        tls,
-        mechanism,
-        username: "user@example.com".into(),
-        access_token: SecretString::from("tok".to_owned()),
-        host: "imap.example.com".into(),
-        port: 993,
-    }
+    testing::upstream_login("imap.example.com", 993, tls, mechanism)
 }
 
 fn xoauth2_ir() -> String {
-    let l = login(UpstreamTls::Implicit, Mechanism::Xoauth2);
-    sasl::xoauth2_initial_response(&l.username, &l.access_token)
-        .expose_secret()
-        .to_owned()
+    testing::xoauth2_ir(&login(UpstreamTls::Implicit, Mechanism::Xoauth2))
 }
 
 fn oauthbearer_ir() -> String {
-    let l = login(UpstreamTls::Implicit, Mechanism::Oauthbearer);
-    sasl::oauthbearer_initial_response(&l.username, &l.host, l.port, &l.access_token)
-        .expose_secret()
-        .to_owned()
+    testing::oauthbearer_ir(&login(UpstreamTls::Implicit, Mechanism::Oauthbearer))
 }
 
-#[derive(Debug, PartialEq)]
-enum End {
-    LoggedIn(Option<String>, Vec<u8>),
-    Error(ImapError),
-    /// The script ran out while the machine wanted more.
-    Stalled,
-}
-
-/// Feeds the server's bytes whenever the machine needs input; returns what the
-/// client wrote (with `<TLS>` where the handshake happened) and how it ended.
 fn drive(m: &mut ImapUpstream, chunks: &[&[u8]]) -> (String, End) {
-    let mut chunks = chunks.iter();
-    let mut out = Vec::new();
-    loop {
-        match m.next() {
-            Ok(UpstreamEvent::LoggedIn {
-                capabilities,
-                mut leftover,
-            }) => {
-                // what the driver reads later is spliced after the leftover
-                leftover.extend(chunks.by_ref().copied().flatten());
-                return (
-                    String::from_utf8(out).unwrap(),
-                    End::LoggedIn(capabilities, leftover),
-                );
-            }
-            Err(Interrupt::Io(Io::Write(b))) => out.extend(b),
-            Err(Interrupt::Io(Io::NeedInput)) => match chunks.next() {
-                Some(c) => m.feed(c),
-                None => return (String::from_utf8(out).unwrap(), End::Stalled),
-            },
-            Err(Interrupt::Io(Io::StartTls)) => {
-                out.extend(b"<TLS>");
-                m.tls_established();
-            }
-            Err(Interrupt::Io(Io::Close)) => panic!("upstream machine never closes by itself"),
-            Err(Interrupt::Error(e)) => return (String::from_utf8(out).unwrap(), End::Error(e)),
-        }
-    }
+    testing::drive_upstream(m, chunks)
 }
 
 fn run(tls: UpstreamTls, mech: Mechanism, server: &[u8]) -> (String, End) {
@@ -124,24 +76,14 @@ fn starttls_flow_split_everywhere() {
         "A1 STARTTLS\r\n<TLS>A2 CAPABILITY\r\nA3 AUTHENTICATE XOAUTH2 {}\r\n",
         xoauth2_ir()
     );
-    for (phase, input) in [(0, server), (1, after)] {
-        for cut in 0..=input.len() {
-            let mut m = ImapUpstream::new(
-                login(UpstreamTls::StartTls, Mechanism::Xoauth2),
-                Limits::default(),
-            );
-            let chunks: Vec<&[u8]> = match phase {
-                0 => vec![&server[..cut], &server[cut..], after],
-                _ => vec![server, &after[..cut], &after[cut..]],
-            };
-            let (out, end) = drive(&mut m, &chunks);
-            assert_eq!(out, expected, "phase {phase} cut {cut}");
-            assert_eq!(
-                end,
-                End::LoggedIn(None, b"X".to_vec()),
-                "phase {phase} cut {cut}"
-            );
-        }
+    for (at, chunks) in testing::phased_reads(server, after) {
+        let mut m = ImapUpstream::new(
+            login(UpstreamTls::StartTls, Mechanism::Xoauth2),
+            Limits::default(),
+        );
+        let (out, end) = drive(&mut m, &chunks);
+        assert_eq!(out, expected, "{at}");
+        assert_eq!(end, End::LoggedIn(None, b"X".to_vec()), "{at}");
     }
 }
 
@@ -192,23 +134,15 @@ fn starttls_refusals() {
             End::Error(ImapError::StartTlsInjection),
         ),
     ];
-    for (server, expected_out, expected_end) in rows {
-        let (out, end) = run(UpstreamTls::StartTls, Mechanism::Xoauth2, server);
-        assert_eq!(
-            (out.as_str(), &end),
-            (*expected_out, expected_end),
-            "{}",
-            String::from_utf8_lossy(server)
-        );
-    }
+    testing::check_rows(rows, |server| {
+        run(UpstreamTls::StartTls, Mechanism::Xoauth2, server)
+    });
     // injected bytes in a later read, still before tls_established()
     let mut m = ImapUpstream::new(
         login(UpstreamTls::StartTls, Mechanism::Xoauth2),
         Limits::default(),
     );
-    m.feed(b"* OK [CAPABILITY STARTTLS] hi\r\nA1 OK go\r\n");
-    assert!(matches!(m.next(), Err(Interrupt::Io(Io::Write(_)))));
-    assert!(matches!(m.next(), Err(Interrupt::Io(Io::StartTls))));
+    testing::feed_until_starttls(&mut m, b"* OK [CAPABILITY STARTTLS] hi\r\nA1 OK go\r\n", 1);
     m.feed(b"x");
     assert!(matches!(
         m.next(),
@@ -374,13 +308,7 @@ fn token_never_in_debug_output() {
         Limits::default(),
     );
     m.feed(format!("* OK [CAPABILITY {CAPS_IR}] hi\r\n").as_bytes());
-    let step = m.next();
-    let dump = format!("{step:?} {m:?}");
-    assert!(dump.contains("Write("), "{dump}");
-    assert!(
-        !dump.contains("tok\"") && !dump.contains(&xoauth2_ir()),
-        "{dump}"
-    );
+    testing::assert_token_hidden(&mut m, 1, &xoauth2_ir());
 }
 
 mod arbitrary {
@@ -388,24 +316,20 @@ mod arbitrary {
     use proptest::prelude::*;
 
     fn soup() -> impl Strategy<Value = Vec<u8>> {
-        let token = prop_oneof![
-            Just(b"* OK ".to_vec()),
-            Just(b"* PREAUTH ".to_vec()),
-            Just(b"* CAPABILITY ".to_vec()),
-            Just(
-                b"[CAPABILITY IMAP4rev1 STARTTLS SASL-IR AUTH=XOAUTH2 AUTH=OAUTHBEARER] ".to_vec()
-            ),
-            Just(b"A1 OK ".to_vec()),
-            Just(b"A2 OK ".to_vec()),
-            Just(b"A3 NO ".to_vec()),
-            Just(b"A4 OK ".to_vec()),
-            Just(b"[UNAVAILABLE] ".to_vec()),
-            Just(b"+ eyJzdGF0dXMiOiI0MDEifQ==".to_vec()),
-            Just(b"{3}\r\n".to_vec()),
-            Just(b"\r\n".to_vec()),
-            proptest::collection::vec(any::<u8>(), 0..8),
-        ];
-        proptest::collection::vec(token, 0..40).prop_map(|t| t.concat())
+        testing::soup(&[
+            b"* OK ",
+            b"* PREAUTH ",
+            b"* CAPABILITY ",
+            b"[CAPABILITY IMAP4rev1 STARTTLS SASL-IR AUTH=XOAUTH2 AUTH=OAUTHBEARER] ",
+            b"A1 OK ",
+            b"A2 OK ",
+            b"A3 NO ",
+            b"A4 OK ",
+            b"[UNAVAILABLE] ",
+            b"+ eyJzdGF0dXMiOiI0MDEifQ==",
+            b"{3}\r\n",
+            b"\r\n",
+        ])
     }
 
     proptest! {
@@ -415,14 +339,11 @@ mod arbitrary {
         /// a login only completes after the handshake.
         #[test]
         fn arbitrary_server_input(input in soup(), chunk in 1usize..30, tls in 0u8..3, bearer: bool) {
-            let tls = [UpstreamTls::Implicit, UpstreamTls::StartTls, UpstreamTls::None][tls as usize];
-            let mech = if bearer { Mechanism::Oauthbearer } else { Mechanism::Xoauth2 };
-            let mut m = ImapUpstream::new(login(tls, mech), Limits::default());
+            let tls = testing::upstream_tls(tls);
+            let mut m = ImapUpstream::new(login(tls, testing::mechanism(bearer)), Limits::default());
             let chunks: Vec<&[u8]> = input.chunks(chunk).collect();
             let (out, end) = drive(&mut m, &chunks);
-            if tls == UpstreamTls::StartTls && matches!(end, End::LoggedIn(..)) {
-                prop_assert!(out.contains("<TLS>"));
-            }
+            prop_assert!(testing::tls_before_login(tls, &out, &end));
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use super::tests::*;
 use super::*;
+use crate::proto::testing;
 use proptest::prelude::*;
 
 #[test]
@@ -165,24 +166,22 @@ fn sasl_response_too_long() {
 
 /// Grammar pieces and noise, for "anything goes" inputs.
 fn soup() -> impl Strategy<Value = Vec<u8>> {
-    let token = prop_oneof![
-        Just(b"USER ".to_vec()),
-        Just(b"PASS ".to_vec()),
-        Just(b"AUTH ".to_vec()),
-        Just(b"PLAIN ".to_vec()),
-        Just(b"XOAUTH2 ".to_vec()),
-        Just(b"STLS".to_vec()),
-        Just(b"CAPA".to_vec()),
-        Just(b"QUIT".to_vec()),
-        Just(b"APOP ".to_vec()),
-        Just(b"AGEAYg==".to_vec()),
-        Just(b"=".to_vec()),
-        Just(b"*".to_vec()),
-        Just(b"\r\n".to_vec()),
-        Just(b"\n".to_vec()),
-        proptest::collection::vec(any::<u8>(), 0..8),
-    ];
-    proptest::collection::vec(token, 0..40).prop_map(|t| t.concat())
+    testing::soup(&[
+        b"USER ",
+        b"PASS ",
+        b"AUTH ",
+        b"PLAIN ",
+        b"XOAUTH2 ",
+        b"STLS",
+        b"CAPA",
+        b"QUIT",
+        b"APOP ",
+        b"AGEAYg==",
+        b"=",
+        b"*",
+        b"\r\n",
+        b"\n",
+    ])
 }
 
 proptest! {
@@ -192,7 +191,7 @@ proptest! {
     /// through before a required STLS.
     #[test]
     fn arbitrary_input_is_handled(input in soup(), chunk in 1usize..20, tls in 0u8..3) {
-        let tls = [LocalTls::None, LocalTls::StartTlsRequired, LocalTls::Active][tls as usize];
+        let tls = testing::local_tls(tls);
         let limits = Limits { max_line: 64, max_sasl: 32, ..Limits::default() };
         let mut m = Pop3Downstream::new(tls, limits);
         let chunks: Vec<&[u8]> = input.chunks(chunk).collect();
@@ -203,26 +202,24 @@ proptest! {
             prop_assert!(line.len() <= 100);
         }
         if tls == LocalTls::StartTlsRequired {
-            let login = evs.iter().position(|e| matches!(e, Ev::Login(..)));
-            let tls = evs.iter().position(|e| *e == Ev::StartTls);
-            prop_assert!(login.is_none() || tls < login);
+            prop_assert!(testing::no_login_before_starttls(&evs));
         }
     }
 }
 
 /// Commands a client might send before login (no QUIT, no STLS).
 fn client_line() -> impl Strategy<Value = Vec<u8>> {
-    prop_oneof![
-        Just(b"CAPA\r\n".to_vec()),
-        Just(b"NOOP\r\n".to_vec()),
-        Just(b"USER u\r\n".to_vec()),
-        Just(b"PASS p w\r\n".to_vec()),
-        Just(b"AUTH\r\n".to_vec()),
-        Just(b"AUTH PLAIN\r\nAHUAcA==\r\n".to_vec()),
-        Just(b"AUTH PLAIN\r\n*\r\n".to_vec()),
-        Just(b"APOP a b\r\n".to_vec()),
-        Just(b"garbage\n".to_vec()),
-    ]
+    testing::one_of(&[
+        b"CAPA\r\n",
+        b"NOOP\r\n",
+        b"USER u\r\n",
+        b"PASS p w\r\n",
+        b"AUTH\r\n",
+        b"AUTH PLAIN\r\nAHUAcA==\r\n",
+        b"AUTH PLAIN\r\n*\r\n",
+        b"APOP a b\r\n",
+        b"garbage\n",
+    ])
 }
 
 proptest! {
@@ -234,16 +231,8 @@ proptest! {
         let limits = lenient();
         let rejects = vec![Verdict::Reject(LoginRejection::BadCredentials); 10];
         let (whole_out, whole_evs) = run_limits(LocalTls::Active, limits, &input, &rejects);
-        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (input.len() + 1)).collect();
-        cuts.sort_unstable();
-        let mut chunks: Vec<&[u8]> = Vec::new();
-        let mut prev = 0;
-        for c in cuts.into_iter().chain([input.len()]) {
-            chunks.push(&input[prev..c]);
-            prev = c;
-        }
         let mut m = Pop3Downstream::new(LocalTls::Active, limits);
-        let (out, evs) = drive(&mut m, &chunks, &rejects);
+        let (out, evs) = drive(&mut m, &testing::cut_at(&input, cuts), &rejects);
         prop_assert_eq!(String::from_utf8(out).unwrap(), whole_out);
         prop_assert_eq!(evs, whole_evs);
     }

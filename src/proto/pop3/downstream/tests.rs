@@ -1,7 +1,6 @@
 //! Byte-exact transcripts of the downstream machine.
 
 use super::*;
-use secrecy::ExposeSecret;
 
 pub(super) const GREETING: &[u8] = b"+OK oauth-mail-proxy ready\r\n";
 pub(super) const CAPA_PLAIN: &[u8] = b"+OK Capability list follows\r\nUSER\r\nSASL PLAIN\r\n\
@@ -10,72 +9,21 @@ pub(super) const CAPA_STARTTLS: &[u8] = b"+OK Capability list follows\r\nSTLS\r\
     RESP-CODES\r\nAUTH-RESP-CODE\r\nIMPLEMENTATION oauth-mail-proxy\r\n.\r\n";
 pub(super) const STLS_REQUIRED: &[u8] = b"-ERR [SYS/PERM] STLS required\r\n";
 
-/// What the session decides for each login, in order (default: accept).
-#[derive(Clone)]
-pub(super) enum Verdict {
-    Accept,
-    Reject(LoginRejection),
-}
+use crate::proto::testing::{self, Ev as GenericEv};
+pub(super) use crate::proto::testing::{Verdict, lenient, login, text};
 
-#[derive(Debug, PartialEq)]
-pub(super) enum Ev {
-    Login(Option<String>, String, String),
-    Done(Vec<u8>),
-    StartTls,
-    Close,
-    Error(Pop3Error),
-}
+pub(super) type Ev = GenericEv<Pop3Error>;
 
-pub(super) fn login(user: &str, pass: &str) -> Ev {
-    Ev::Login(None, user.into(), pass.into())
-}
+/// What the transcripts pass to `accept()` (which POP3 ignores).
+pub(super) const ACCEPT_CAPS: Option<&str> = Some("TOP UIDL");
 
-/// A tiny driver: feeds `chunks` whenever the machine needs input, collects what it
-/// writes, answers logins from `verdicts`, and "handshakes" on StartTls.
+/// The transcript driver; logins are accepted by default.
 pub(super) fn drive(
     m: &mut Pop3Downstream,
     chunks: &[&[u8]],
     verdicts: &[Verdict],
 ) -> (Vec<u8>, Vec<Ev>) {
-    let mut chunks = chunks.iter();
-    let mut verdicts = verdicts.iter().cloned();
-    let (mut out, mut evs) = (Vec::new(), Vec::new());
-    loop {
-        match m.next() {
-            Ok(DownstreamEvent::Login(c)) => {
-                let pass = c.password.expose_secret().to_owned();
-                evs.push(Ev::Login(c.authzid, c.username, pass));
-                match verdicts.next().unwrap_or(Verdict::Accept) {
-                    Verdict::Accept => m.accept(Some("TOP UIDL")),
-                    Verdict::Reject(r) => m.reject(r),
-                }
-            }
-            Ok(DownstreamEvent::Done { mut leftover }) => {
-                // what the driver reads later is spliced after the leftover
-                leftover.extend(chunks.by_ref().copied().flatten());
-                evs.push(Ev::Done(leftover));
-                break;
-            }
-            Err(Interrupt::Io(Io::Write(b))) => out.extend(b),
-            Err(Interrupt::Io(Io::NeedInput)) => match chunks.next() {
-                Some(c) => m.feed(c),
-                None => break,
-            },
-            Err(Interrupt::Io(Io::StartTls)) => {
-                evs.push(Ev::StartTls);
-                m.tls_established();
-            }
-            Err(Interrupt::Io(Io::Close)) => {
-                evs.push(Ev::Close);
-                break;
-            }
-            Err(Interrupt::Error(e)) => {
-                evs.push(Ev::Error(e));
-                break;
-            }
-        }
-    }
-    (out, evs)
+    testing::drive_downstream(m, chunks, verdicts, ACCEPT_CAPS)
 }
 
 pub(super) fn run(tls: LocalTls, input: &[u8], verdicts: &[Verdict]) -> (String, Vec<Ev>) {
@@ -91,19 +39,6 @@ pub(super) fn run_limits(
     let mut m = Pop3Downstream::new(tls, limits);
     let (out, evs) = drive(&mut m, &[input], v);
     (String::from_utf8(out).unwrap(), evs)
-}
-
-/// Limits that let a transcript run many refusals.
-pub(super) fn lenient() -> Limits {
-    Limits {
-        max_errors: 100,
-        max_auth_failures: 100,
-        ..Limits::default()
-    }
-}
-
-pub(super) fn text(parts: &[&[u8]]) -> String {
-    String::from_utf8(parts.concat()).unwrap()
 }
 
 #[test]
@@ -156,9 +91,9 @@ fn user_pass_split_everywhere() {
     let input: &[u8] = b"CAPA\r\nuser bob\r\npass s3 cr\xc3\xa9t\r\nSTAT\r\n";
     let expected_out = text(&[GREETING, CAPA_PLAIN, b"+OK Send PASS\r\n+OK Logged in\r\n"]);
     let expected_evs = [login("bob", "s3 cr\u{e9}t"), Ev::Done(b"STAT\r\n".to_vec())];
-    for cut in 0..=input.len() {
+    for (cut, chunks) in testing::two_reads(&[], input, &[]) {
         let mut m = Pop3Downstream::new(LocalTls::Active, Limits::default());
-        let (out, evs) = drive(&mut m, &[&input[..cut], &input[cut..]], &[]);
+        let (out, evs) = drive(&mut m, &chunks, &[]);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             expected_out,
@@ -166,9 +101,8 @@ fn user_pass_split_everywhere() {
         );
         assert_eq!(evs, expected_evs, "cut at {cut}");
     }
-    let bytes: Vec<&[u8]> = input.chunks(1).collect();
     let mut m = Pop3Downstream::new(LocalTls::Active, Limits::default());
-    let (out, evs) = drive(&mut m, &bytes, &[]);
+    let (out, evs) = drive(&mut m, &testing::bytewise(input), &[]);
     assert_eq!(String::from_utf8(out).unwrap(), expected_out);
     assert_eq!(evs, expected_evs);
 }
@@ -330,10 +264,7 @@ fn stls_pipelining_is_refused() {
     assert_eq!(evs, [Ev::Error(Pop3Error::StartTlsPipelining)]);
     // Bytes arriving after the +OK but before tls_established() are refused too.
     let mut m = Pop3Downstream::new(LocalTls::StartTlsRequired, Limits::default());
-    m.feed(b"STLS\r\n");
-    assert!(matches!(m.next(), Err(Interrupt::Io(Io::Write(_)))));
-    assert!(matches!(m.next(), Err(Interrupt::Io(Io::Write(_)))));
-    assert!(matches!(m.next(), Err(Interrupt::Io(Io::StartTls))));
+    testing::feed_until_starttls(&mut m, b"STLS\r\n", 2);
     m.feed(b"USER u\r\n");
     assert!(matches!(
         m.next(),
@@ -383,20 +314,6 @@ fn debug_output_has_no_password() {
         b"AUTH PLAIN AGFsaWNlAGh1bnRlcjI=\r\n",
     ] {
         let mut m = Pop3Downstream::new(LocalTls::Active, Limits::default());
-        m.feed(input);
-        let mut dump = String::new();
-        loop {
-            let step = m.next();
-            dump.push_str(&format!("{step:?} {m:?}\n"));
-            if let Ok(ev) = step {
-                assert!(matches!(ev, DownstreamEvent::Login(_)));
-                break;
-            }
-        }
-        assert!(dump.contains("Login("), "{dump}");
-        assert!(
-            !dump.contains("hunter2") && !dump.contains("AGFsaWNlAGh1bnRlcjI"),
-            "{dump}"
-        );
+        testing::assert_secrets_hidden(&mut m, input, &["hunter2", "AGFsaWNlAGh1bnRlcjI"]);
     }
 }

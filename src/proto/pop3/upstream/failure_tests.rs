@@ -3,6 +3,7 @@
 
 use super::tests::*;
 use super::*;
+use crate::proto::testing;
 
 #[test]
 fn stls_refusals() {
@@ -32,24 +33,15 @@ fn stls_refusals() {
             End::Error(Pop3Error::StartTlsInjection),
         ),
     ];
-    for (server, expected_out, expected_end) in rows {
-        let (out, end) = run(UpstreamTls::StartTls, Mechanism::Xoauth2, server);
-        assert_eq!(
-            (out.as_str(), &end),
-            (*expected_out, expected_end),
-            "{}",
-            String::from_utf8_lossy(server)
-        );
-    }
+    testing::check_rows(rows, |server| {
+        run(UpstreamTls::StartTls, Mechanism::Xoauth2, server)
+    });
     // injected bytes in a later read, still before tls_established()
     let mut m = Pop3Upstream::new(
         login(UpstreamTls::StartTls, Mechanism::Xoauth2),
         Limits::default(),
     );
-    m.feed(b"+OK hi\r\n+OK\r\nSTLS\r\n.\r\n+OK go\r\n");
-    assert!(matches!(m.next(), Err(Interrupt::Io(Io::Write(_)))));
-    assert!(matches!(m.next(), Err(Interrupt::Io(Io::Write(_)))));
-    assert!(matches!(m.next(), Err(Interrupt::Io(Io::StartTls))));
+    testing::feed_until_starttls(&mut m, b"+OK hi\r\n+OK\r\nSTLS\r\n.\r\n+OK go\r\n", 2);
     m.feed(b"x");
     assert!(matches!(
         m.next(),

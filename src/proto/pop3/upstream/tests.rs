@@ -1,71 +1,25 @@
 //! Byte-exact transcripts of the upstream machine against scripted servers.
 
 use super::*;
+use crate::proto::testing;
 use proptest::prelude::*;
-use secrecy::ExposeSecret;
+
+pub(super) type End = testing::End<Pop3Error>;
 
 pub(super) fn login(tls: UpstreamTls, mechanism: Mechanism) -> UpstreamLogin {
-    UpstreamLogin {
-        tls,
-        mechanism,
-        username: "user@example.com".into(),
-        access_token: SecretString::from("tok".to_owned()),
-        host: "pop.example.com".into(),
-        port: 995,
-    }
+    testing::upstream_login("pop.example.com", 995, tls, mechanism)
 }
 
 pub(super) fn xoauth2_ir() -> String {
-    let l = login(UpstreamTls::Implicit, Mechanism::Xoauth2);
-    sasl::xoauth2_initial_response(&l.username, &l.access_token)
-        .expose_secret()
-        .to_owned()
+    testing::xoauth2_ir(&login(UpstreamTls::Implicit, Mechanism::Xoauth2))
 }
 
 pub(super) fn oauthbearer_ir() -> String {
-    let l = login(UpstreamTls::Implicit, Mechanism::Oauthbearer);
-    sasl::oauthbearer_initial_response(&l.username, &l.host, l.port, &l.access_token)
-        .expose_secret()
-        .to_owned()
+    testing::oauthbearer_ir(&login(UpstreamTls::Implicit, Mechanism::Oauthbearer))
 }
 
-#[derive(Debug, PartialEq)]
-pub(super) enum End {
-    LoggedIn(Vec<u8>),
-    Error(Pop3Error),
-    /// The script ran out while the machine wanted more.
-    Stalled,
-}
-
-/// Feeds the server's bytes whenever the machine needs input; returns what the
-/// client wrote (with `<TLS>` where the handshake happened) and how it ended.
 pub(super) fn drive(m: &mut Pop3Upstream, chunks: &[&[u8]]) -> (String, End) {
-    let mut chunks = chunks.iter();
-    let mut out = Vec::new();
-    loop {
-        match m.next() {
-            Ok(UpstreamEvent::LoggedIn {
-                capabilities,
-                mut leftover,
-            }) => {
-                assert_eq!(capabilities, None);
-                // what the driver reads later is spliced after the leftover
-                leftover.extend(chunks.by_ref().copied().flatten());
-                return (String::from_utf8(out).unwrap(), End::LoggedIn(leftover));
-            }
-            Err(Interrupt::Io(Io::Write(b))) => out.extend(b),
-            Err(Interrupt::Io(Io::NeedInput)) => match chunks.next() {
-                Some(c) => m.feed(c),
-                None => return (String::from_utf8(out).unwrap(), End::Stalled),
-            },
-            Err(Interrupt::Io(Io::StartTls)) => {
-                out.extend(b"<TLS>");
-                m.tls_established();
-            }
-            Err(Interrupt::Io(Io::Close)) => panic!("upstream machine never closes by itself"),
-            Err(Interrupt::Error(e)) => return (String::from_utf8(out).unwrap(), End::Error(e)),
-        }
-    }
+    testing::drive_upstream_without_caps(m, chunks)
 }
 
 pub(super) fn run(tls: UpstreamTls, mech: Mechanism, server: &[u8]) -> (String, End) {
@@ -86,7 +40,7 @@ fn xoauth2_success_with_leftover() {
     let server = format!("{DOVECOT}+OK Logged in.\r\n+OK 2 messages\r\n");
     let (out, end) = run(UpstreamTls::Implicit, Mechanism::Xoauth2, server.as_bytes());
     assert_eq!(out, format!("CAPA\r\nAUTH XOAUTH2 {}\r\n", xoauth2_ir()));
-    assert_eq!(end, End::LoggedIn(b"+OK 2 messages\r\n".to_vec()));
+    assert_eq!(end, End::LoggedIn(None, b"+OK 2 messages\r\n".to_vec()));
 }
 
 #[test]
@@ -99,7 +53,7 @@ fn oauthbearer_success_and_capa_details() {
         out,
         format!("CAPA\r\nAUTH OAUTHBEARER {}\r\n", oauthbearer_ir())
     );
-    assert_eq!(end, End::LoggedIn(vec![]));
+    assert_eq!(end, End::LoggedIn(None, vec![]));
 }
 
 /// The whole STLS transcript (greeting, CAPA list, STLS, CAPA again, AUTH), split
@@ -112,24 +66,14 @@ fn stls_flow_split_everywhere() {
         "CAPA\r\nSTLS\r\n<TLS>CAPA\r\nAUTH XOAUTH2 {}\r\n",
         xoauth2_ir()
     );
-    for (phase, input) in [(0, before), (1, after)] {
-        for cut in 0..=input.len() {
-            let mut m = Pop3Upstream::new(
-                login(UpstreamTls::StartTls, Mechanism::Xoauth2),
-                Limits::default(),
-            );
-            let chunks: Vec<&[u8]> = match phase {
-                0 => vec![&before[..cut], &before[cut..], after],
-                _ => vec![before, &after[..cut], &after[cut..]],
-            };
-            let (out, end) = drive(&mut m, &chunks);
-            assert_eq!(out, expected, "phase {phase} cut {cut}");
-            assert_eq!(
-                end,
-                End::LoggedIn(b"+OK 0 0\r\n".to_vec()),
-                "phase {phase} cut {cut}"
-            );
-        }
+    for (at, chunks) in testing::phased_reads(before, after) {
+        let mut m = Pop3Upstream::new(
+            login(UpstreamTls::StartTls, Mechanism::Xoauth2),
+            Limits::default(),
+        );
+        let (out, end) = drive(&mut m, &chunks);
+        assert_eq!(out, expected, "{at}");
+        assert_eq!(end, End::LoggedIn(None, b"+OK 0 0\r\n".to_vec()), "{at}");
     }
     // and byte by byte
     let all = [before, after].concat();
@@ -137,10 +81,9 @@ fn stls_flow_split_everywhere() {
         login(UpstreamTls::StartTls, Mechanism::Xoauth2),
         Limits::default(),
     );
-    let bytes: Vec<&[u8]> = all.chunks(1).collect();
-    let (out, end) = drive(&mut m, &bytes);
+    let (out, end) = drive(&mut m, &testing::bytewise(&all));
     assert_eq!(out, expected);
-    assert_eq!(end, End::LoggedIn(b"+OK 0 0\r\n".to_vec()));
+    assert_eq!(end, End::LoggedIn(None, b"+OK 0 0\r\n".to_vec()));
 }
 
 #[test]
@@ -187,7 +130,7 @@ fn misuse_is_reported() {
         Limits::default(),
     );
     let (_, end) = drive(&mut m, &[format!("{DOVECOT}+OK\r\n").as_bytes()]);
-    assert_eq!(end, End::LoggedIn(vec![]));
+    assert_eq!(end, End::LoggedIn(None, vec![]));
     assert!(matches!(
         m.next(),
         Err(Interrupt::Error(Pop3Error::Misuse(_)))
@@ -201,32 +144,21 @@ fn token_never_in_debug_output() {
         Limits::default(),
     );
     m.feed(DOVECOT.as_bytes());
-    let mut dump = String::new();
-    for _ in 0..3 {
-        let step = m.next();
-        dump.push_str(&format!("{step:?} {m:?}\n"));
-    }
-    assert!(dump.contains("Write("), "{dump}");
-    assert!(
-        !dump.contains("tok\"") && !dump.contains(&xoauth2_ir()),
-        "{dump}"
-    );
+    testing::assert_token_hidden(&mut m, 3, &xoauth2_ir());
 }
 
 fn soup() -> impl Strategy<Value = Vec<u8>> {
-    let token = prop_oneof![
-        Just(b"+OK ".to_vec()),
-        Just(b"-ERR ".to_vec()),
-        Just(b"[SYS/TEMP] ".to_vec()),
-        Just(b"[AUTH] ".to_vec()),
-        Just(b"STLS".to_vec()),
-        Just(b"SASL XOAUTH2 OAUTHBEARER".to_vec()),
-        Just(b".".to_vec()),
-        Just(b"+ eyJzdGF0dXMiOiI0MDEifQ==".to_vec()),
-        Just(b"\r\n".to_vec()),
-        proptest::collection::vec(any::<u8>(), 0..8),
-    ];
-    proptest::collection::vec(token, 0..40).prop_map(|t| t.concat())
+    testing::soup(&[
+        b"+OK ",
+        b"-ERR ",
+        b"[SYS/TEMP] ",
+        b"[AUTH] ",
+        b"STLS",
+        b"SASL XOAUTH2 OAUTHBEARER",
+        b".",
+        b"+ eyJzdGF0dXMiOiI0MDEifQ==",
+        b"\r\n",
+    ])
 }
 
 proptest! {
@@ -236,14 +168,11 @@ proptest! {
     /// login only completes after the handshake.
     #[test]
     fn arbitrary_server_input(input in soup(), chunk in 1usize..30, tls in 0u8..3, bearer: bool) {
-        let tls = [UpstreamTls::Implicit, UpstreamTls::StartTls, UpstreamTls::None][tls as usize];
-        let mech = if bearer { Mechanism::Oauthbearer } else { Mechanism::Xoauth2 };
-        let mut m = Pop3Upstream::new(login(tls, mech), Limits::default());
+        let tls = testing::upstream_tls(tls);
+        let mut m = Pop3Upstream::new(login(tls, testing::mechanism(bearer)), Limits::default());
         let chunks: Vec<&[u8]> = input.chunks(chunk).collect();
         let (out, end) = drive(&mut m, &chunks);
-        if tls == UpstreamTls::StartTls && matches!(end, End::LoggedIn(..)) {
-            prop_assert!(out.contains("<TLS>"));
-        }
+        prop_assert!(testing::tls_before_login(tls, &out, &end));
     }
 
     /// However the server's bytes are split into reads, the outcome is the same.
@@ -252,14 +181,7 @@ proptest! {
         let server = format!("{DOVECOT}+ e30=\r\n-ERR [AUTH] no\r\n");
         let input = server.as_bytes();
         let whole = run(UpstreamTls::Implicit, Mechanism::Xoauth2, input);
-        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (input.len() + 1)).collect();
-        cuts.sort_unstable();
-        let mut chunks: Vec<&[u8]> = Vec::new();
-        let mut prev = 0;
-        for c in cuts.into_iter().chain([input.len()]) {
-            chunks.push(&input[prev..c]);
-            prev = c;
-        }
+        let chunks = testing::cut_at(input, cuts);
         let mut m = Pop3Upstream::new(login(UpstreamTls::Implicit, Mechanism::Xoauth2), Limits::default());
         prop_assert_eq!(drive(&mut m, &chunks), whole);
     }

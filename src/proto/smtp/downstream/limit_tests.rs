@@ -2,6 +2,7 @@
 
 use super::tests::*;
 use super::*;
+use crate::proto::testing;
 use proptest::prelude::*;
 
 #[test]
@@ -167,27 +168,25 @@ fn refused_bdat_chunks_are_skipped_never_run() {
 
 /// Grammar pieces and noise, for "anything goes" inputs.
 fn soup() -> impl Strategy<Value = Vec<u8>> {
-    let token = prop_oneof![
-        Just(b"EHLO c".to_vec()),
-        Just(b"HELO ".to_vec()),
-        Just(b"AUTH ".to_vec()),
-        Just(b"PLAIN ".to_vec()),
-        Just(b"LOGIN ".to_vec()),
-        Just(b"XOAUTH2 ".to_vec()),
-        Just(b"STARTTLS".to_vec()),
-        Just(b"MAIL FROM:<>".to_vec()),
-        Just(b"BDAT 3".to_vec()),
-        Just(b"BDAT 70 LAST".to_vec()),
-        Just(b"QUIT".to_vec()),
-        Just(b"AGEAYg==".to_vec()),
-        Just(b"dQ==".to_vec()),
-        Just(b"*".to_vec()),
-        Just(b"=".to_vec()),
-        Just(b"\r\n".to_vec()),
-        Just(b"\n".to_vec()),
-        proptest::collection::vec(any::<u8>(), 0..8),
-    ];
-    proptest::collection::vec(token, 0..40).prop_map(|t| t.concat())
+    testing::soup(&[
+        b"EHLO c",
+        b"HELO ",
+        b"AUTH ",
+        b"PLAIN ",
+        b"LOGIN ",
+        b"XOAUTH2 ",
+        b"STARTTLS",
+        b"MAIL FROM:<>",
+        b"BDAT 3",
+        b"BDAT 70 LAST",
+        b"QUIT",
+        b"AGEAYg==",
+        b"dQ==",
+        b"*",
+        b"=",
+        b"\r\n",
+        b"\n",
+    ])
 }
 
 proptest! {
@@ -197,7 +196,7 @@ proptest! {
     /// let a login through before a required STARTTLS.
     #[test]
     fn arbitrary_input_is_handled(input in soup(), chunk in 1usize..20, tls in 0u8..3) {
-        let tls = [LocalTls::None, LocalTls::StartTlsRequired, LocalTls::Active][tls as usize];
+        let tls = testing::local_tls(tls);
         let limits = Limits { max_line: 64, max_literal: 16, max_sasl: 32, ..Limits::default() };
         let mut m = machine(tls, limits);
         let chunks: Vec<&[u8]> = input.chunks(chunk).collect();
@@ -208,9 +207,7 @@ proptest! {
             prop_assert!(line.len() <= 512);
         }
         if tls == LocalTls::StartTlsRequired {
-            let login = evs.iter().position(|e| matches!(e, Ev::Login(..)));
-            let tls = evs.iter().position(|e| *e == Ev::StartTls);
-            prop_assert!(login.is_none() || tls < login);
+            prop_assert!(testing::no_login_before_starttls(&evs));
         }
     }
 }

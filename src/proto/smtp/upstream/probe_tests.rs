@@ -2,8 +2,9 @@
 
 use super::probe::SmtpProbe;
 use super::*;
+use crate::proto::UpstreamTls;
 use crate::proto::smtp::types::ProbeEvent;
-use crate::proto::{Io, UpstreamTls};
+use crate::proto::testing::{self, Ending};
 
 #[derive(Debug, PartialEq)]
 enum End {
@@ -13,25 +14,13 @@ enum End {
 }
 
 fn drive(m: &mut SmtpProbe, chunks: &[&[u8]]) -> (String, End) {
-    let mut chunks = chunks.iter();
-    let mut out = Vec::new();
-    let text = |out: Vec<u8>| String::from_utf8(out).unwrap();
-    loop {
-        match m.next() {
-            Ok(ProbeEvent::Extensions(e)) => return (text(out), End::Extensions(e)),
-            Err(Interrupt::Io(Io::Write(b))) => out.extend(b),
-            Err(Interrupt::Io(Io::NeedInput)) => match chunks.next() {
-                Some(c) => m.feed(c),
-                None => return (text(out), End::Stalled),
-            },
-            Err(Interrupt::Io(Io::StartTls)) => {
-                out.extend(b"<TLS>");
-                m.tls_established();
-            }
-            Err(Interrupt::Io(Io::Close)) => panic!("the probe never closes by itself"),
-            Err(Interrupt::Error(e)) => return (text(out), End::Error(e)),
-        }
-    }
+    let (out, end, _) = testing::drive_client(m, chunks);
+    let end = match end {
+        Ending::Event(ProbeEvent::Extensions(e)) => End::Extensions(e),
+        Ending::Error(e) => End::Error(e),
+        Ending::Stalled => End::Stalled,
+    };
+    (out, end)
 }
 
 fn probe(tls: UpstreamTls) -> SmtpProbe {
