@@ -2,7 +2,8 @@
 # Installs what the integration tests need beyond the Rust toolchain:
 #   - Dovecot 2.3 (imapd, pop3d, submissiond) as a real XOAUTH2 upstream; the tests
 #     start private instances with their own config, so the system service must not run;
-#   - python3 and curl (used by scripts and the demo);
+#   - python3 and curl (used by scripts and the demo); openssl (RSA test keys for
+#     the jwt_bearer test);
 #   - the `vmail` system user that owns the test mailboxes.
 #
 # Idempotent and non-interactive (no stdin needed). Run as root, or as a user with
@@ -11,7 +12,7 @@ set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
 
-PACKAGES=(dovecot-imapd dovecot-pop3d dovecot-submissiond python3 curl)
+PACKAGES=(dovecot-imapd dovecot-pop3d dovecot-submissiond python3 curl openssl)
 POLICY=/usr/sbin/policy-rc.d
 SCRIPT="$(readlink -f "${BASH_SOURCE[0]}")"
 

@@ -12,6 +12,7 @@ use argon2::{Algorithm, Argon2};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Semaphore;
 
+use crate::app_passwords::AppPasswords;
 use crate::config::Account;
 use crate::proto::Credentials;
 
@@ -39,7 +40,8 @@ pub fn hash_password(password: &SecretString) -> String {
         .to_string()
 }
 
-fn verify(phc: &str, password: &SecretString) -> bool {
+/// True if `password` matches the Argon2id PHC string `phc`.
+pub fn verify(phc: &str, password: &SecretString) -> bool {
     match PasswordHash::new(phc) {
         Ok(h) => Argon2::default()
             .verify_password(password.expose_secret().as_bytes(), &h)
@@ -55,6 +57,14 @@ pub struct Accounts {
     /// Hash verified for unknown users, so they cost the same time.
     dummy: Arc<String>,
     pool: Arc<Semaphore>,
+    app_passwords: AppPasswords,
+}
+
+/// Which of an account's passwords matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Matched {
+    Password,
+    App(String),
 }
 
 impl Accounts {
@@ -65,30 +75,69 @@ impl Accounts {
             accounts: Arc::new(accounts),
             dummy: Arc::new(dummy),
             pool: Arc::new(Semaphore::new(workers)),
+            app_passwords: AppPasswords::none(),
         }
     }
 
-    pub fn find(&self, username: &str) -> Option<&Account> {
-        self.accounts.iter().find(|a| a.username == username)
+    /// Also accepts the accounts' app passwords (see [`crate::app_passwords`]).
+    pub fn with_app_passwords(mut self, app_passwords: AppPasswords) -> Self {
+        self.app_passwords = app_passwords;
+        self
     }
 
-    /// The account these credentials authenticate, or `None`. A SASL authorization
-    /// identity other than the user name itself is refused: a client never acts as an
-    /// account it did not authenticate for.
+    /// The account `username` acts as: an exact account, else the concrete account
+    /// of a template whose password file lists the user.
+    pub fn find(&self, username: &str) -> Option<Account> {
+        crate::config::resolve_in(&self.accounts, username)
+    }
+
+    /// The account these credentials authenticate, or `None`: the account's password
+    /// or one of its app passwords. A SASL authorization identity other than the user
+    /// name itself is refused: a client never acts as an account it did not
+    /// authenticate for. For a template the account returned is the concrete one of
+    /// this user (user name and upstream identity both the authenticated name).
     pub async fn authenticate(&self, creds: &Credentials) -> Option<Account> {
-        let account = self.find(&creds.username).cloned();
+        let account = self.find(&creds.username);
         let identity_ok = creds.authzid.as_deref().is_none_or(|z| z == creds.username);
-        let phc = match &account {
-            Some(a) => a.password_hash.clone(),
-            None => self.dummy.as_ref().clone(),
-        };
+        let mut candidates = vec![(
+            Matched::Password,
+            match &account {
+                Some(a) => a.password_hash.clone(),
+                None => self.dummy.as_ref().clone(),
+            },
+        )];
+        if let Some(a) = &account {
+            candidates.extend(
+                self.app_passwords
+                    .for_account(&a.username)
+                    .into_iter()
+                    .map(|(name, hash)| (Matched::App(name), hash)),
+            );
+        }
         let password = creds.password.clone();
         let _permit = self.pool.acquire().await.ok()?;
-        let ok = tokio::task::spawn_blocking(move || verify(&phc, &password))
-            .await
-            .unwrap_or(false);
-        match account {
-            Some(a) if ok && identity_ok => Some(a),
+        let matched = tokio::task::spawn_blocking(move || {
+            candidates
+                .into_iter()
+                .find(|(_, phc)| verify(phc, &password))
+                .map(|(m, _)| m)
+        })
+        .await
+        .ok()
+        .flatten();
+        match (account, matched) {
+            (Some(a), Some(Matched::App(name)))
+                if a.encrypt_with == crate::config::EncryptWith::ClientPassword =>
+            {
+                tracing::warn!(user = %a.username, app_password = %name, "app password refused: this account's tokens are encrypted with its main password (encrypt_with = \"client-password\")");
+                None
+            }
+            (Some(a), Some(m)) if identity_ok => {
+                if let Matched::App(name) = &m {
+                    tracing::info!(user = %a.username, app_password = %name, "authenticated with an app password");
+                }
+                Some(a)
+            }
             _ => None,
         }
     }

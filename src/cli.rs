@@ -28,14 +28,20 @@ pub struct Cli {
 pub enum Command {
     /// Run the proxy: accept legacy logins on every [[listener]].
     Serve,
-    /// Authorise an account with its OAuth provider and store its tokens.
+    /// Authorise an account with its OAuth provider and store its tokens, with the
+    /// account's `flow`: browser and loopback redirect (authorization_code), a code to
+    /// enter on another device (device_code), or no interaction (client_credentials).
     Login {
         /// The account's `username` in the config.
         account: String,
         /// Do not open a browser; print the authorization URL alone on one line of stdout.
         #[arg(long)]
         no_browser: bool,
-        /// Give up when the redirect has not arrived within this time.
+        /// For a browser on another machine: print the URL, then read the address the
+        /// browser was redirected to from stdin (authorization_code only).
+        #[arg(long)]
+        manual: bool,
+        /// Give up when the redirect (or the device approval) has not arrived within this time.
         #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
         timeout: Duration,
         /// Port of the loopback redirect listener (0 = any free port).
@@ -43,9 +49,41 @@ pub enum Command {
         port: u16,
     },
     /// Show each account's token state (no secrets).
-    Status,
+    Status {
+        /// Only this account.
+        account: Option<String>,
+        /// Print a JSON array (for scripts) instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Log in upstream with each account's token on every listener and report (exit
+    /// code 0 only if every checked account passed).
+    Verify {
+        /// Only this account.
+        account: Option<String>,
+        /// On SMTP listeners, also send a short test message to this address.
+        #[arg(long, value_name = "ADDRESS")]
+        send_test: Option<String>,
+    },
+    /// Revoke an account's tokens at the provider (when it has `revocation_url`) and
+    /// delete them.
+    Logout { account: String },
+    /// Write every account's settings and tokens to FILE, encrypted with a passphrase
+    /// ($OAUTH_MAIL_PROXY_PASSPHRASE, else asked on the terminal).
+    Export { file: PathBuf },
+    /// Restore the token records of an export (replacing only the same accounts') and
+    /// show the exported [[account]] blocks missing from the config.
+    Import { file: PathBuf },
+    /// Store a refresh token read from stdin (one line) for ACCOUNT; the next use
+    /// refreshes it.
+    ImportToken { account: String },
     /// Read a password on stdin and print its Argon2id hash for `password_hash`.
     HashPassword,
+    /// Named app passwords of an account (stored hashed in `state_dir`).
+    AppPassword {
+        #[command(subcommand)]
+        action: AppPasswordAction,
+    },
     /// Check the config file and exit.
     CheckConfig,
     /// Self-contained demo: test OAuth server, an XOAUTH2-only IMAP server and the
@@ -58,4 +96,19 @@ pub enum Command {
         #[arg(long)]
         once: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppPasswordAction {
+    /// Generate an app password, print it once, store only its hash.
+    Add {
+        /// The account (its `username`, or a user of a template account).
+        account: String,
+        /// A name for the client or device it is for (letters, digits, `.`, `_`, `-`).
+        name: String,
+    },
+    /// List an account's app passwords (names and creation dates).
+    List { account: String },
+    /// Revoke an app password; the proxy refuses it from the next login on.
+    Revoke { account: String, name: String },
 }

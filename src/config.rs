@@ -59,12 +59,16 @@ pub struct Proxy {
     pub state_dir: PathBuf,
     /// Refresh an access token this long before it expires.
     pub refresh_margin: Duration,
-    /// Delay before answering a failed login.
+    /// Delay before answering the first failed login; it doubles with each further
+    /// failure from the same source or for the same user, up to the max.
     pub auth_failure_delay: Duration,
+    pub auth_failure_max_delay: Duration,
     /// Deadline for the whole pre-auth phase of a connection.
     pub preauth_timeout: Duration,
     /// Timeout of each upstream step (connect, TLS, greeting, auth).
     pub upstream_timeout: Duration,
+    /// Run when an account needs attention (`notify_command`); absolute.
+    pub notify_command: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,6 +149,53 @@ pub struct OAuthClient {
     pub authorize_url: Url,
     pub token_url: Url,
     pub scopes: Vec<String>,
+    /// How tokens are obtained (`flow`).
+    pub flow: Flow,
+    /// RFC 8628 device authorization endpoint (`flow = "device_code"`).
+    pub device_authorization_url: Option<Url>,
+    /// Where refresh-token grants go; `token_url` unless configured.
+    pub refresh_url: Url,
+    /// Scopes sent as `scope` on token requests, when set.
+    pub token_scopes: Option<Vec<String>>,
+    /// `login_hint` on the authorization request: `None` sends the account's
+    /// `upstream_username`, `Some("")` sends none.
+    pub login_hint: Option<String>,
+    /// `prompt` on the authorization request (e.g. "consent", "select_account").
+    pub prompt: Option<String>,
+    /// A fixed loopback redirect URI (`http://127.0.0.1:PORT/...`); `None` picks a port.
+    pub redirect_uri: Option<Url>,
+    /// RFC 7009 revocation endpoint (`revocation_url`; Google preset), for `logout`.
+    pub revocation_url: Option<Url>,
+}
+
+/// How an account obtains its tokens (`account.flow`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Flow {
+    /// Browser login, PKCE, loopback redirect (or `login --manual`).
+    #[default]
+    AuthorizationCode,
+    /// RFC 8628: a code the user enters on another device.
+    DeviceCode,
+    /// App-only tokens, no user, no refresh token: fetched again before expiry.
+    ClientCredentials,
+    /// RFC 7523 JWT bearer grant (service account); see `service_account_key`.
+    JwtBearer,
+}
+
+impl Flow {
+    pub fn name(self) -> &'static str {
+        match self {
+            Flow::AuthorizationCode => "authorization_code",
+            Flow::DeviceCode => "device_code",
+            Flow::ClientCredentials => "client_credentials",
+            Flow::JwtBearer => "jwt_bearer",
+        }
+    }
+
+    /// True for flows that involve a user at `login` (and get refresh tokens).
+    pub fn is_interactive(self) -> bool {
+        matches!(self, Flow::AuthorizationCode | Flow::DeviceCode)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -157,6 +208,69 @@ pub struct Account {
     pub upstream_username: String,
     pub mechanism: Mechanism,
     pub oauth: OAuthClient,
+    /// Set on a template account (`username = "*@domain"`): it serves every user of
+    /// its password file. [`Config::resolve_account`] turns it into a concrete account.
+    pub template: Option<Template>,
+    /// `flow = "jwt_bearer"`: the service-account key file (JSON) that signs the JWT.
+    pub service_account_key: Option<PathBuf>,
+    /// What the account's token record is encrypted with (`encrypt_with`).
+    pub encrypt_with: EncryptWith,
+}
+
+/// `encrypt_with`: the key of an account's token record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum EncryptWith {
+    /// The store key (`token.key` in the state directory, or the environment).
+    #[default]
+    StateKey,
+    /// A key derived (Argon2id) from the client's own local password: the proxy can
+    /// read and refresh the tokens only while that client logs in.
+    ClientPassword,
+}
+
+impl EncryptWith {
+    pub fn name(self) -> &'static str {
+        match self {
+            EncryptWith::StateKey => "state-key",
+            EncryptWith::ClientPassword => "client-password",
+        }
+    }
+}
+
+/// The users of a template account: `password_file`, read and validated at load.
+#[derive(Debug, Clone)]
+pub struct Template {
+    /// The domain after `*@`, lowercase.
+    pub domain: String,
+    pub password_file: PathBuf,
+    /// User name (as the client sends it) → Argon2id PHC string.
+    pub users: std::sync::Arc<std::collections::BTreeMap<String, String>>,
+}
+
+impl Account {
+    /// True for a template account (`username = "*@domain"`).
+    pub fn is_template(&self) -> bool {
+        self.template.is_some()
+    }
+
+    /// The concrete account of `user` if this template serves it (the user is in its
+    /// password file): user name and upstream identity are both `user`, so the
+    /// upstream identity is exactly the authenticated name, and tokens are keyed by it.
+    pub fn concrete(&self, user: &str) -> Option<Account> {
+        let t = self.template.as_ref()?;
+        let (_, domain) = user.rsplit_once('@')?;
+        if !domain.eq_ignore_ascii_case(&t.domain) {
+            return None;
+        }
+        let hash = t.users.get(user)?;
+        Some(Account {
+            username: user.to_string(),
+            password_hash: hash.clone(),
+            upstream_username: user.to_string(),
+            template: None,
+            ..self.clone()
+        })
+    }
 }
 
 impl Config {
@@ -191,4 +305,21 @@ impl Config {
     pub fn account(&self, username: &str) -> Option<&Account> {
         self.accounts.iter().find(|a| a.username == username)
     }
+
+    /// The account `username` acts as: an exact account first, else the concrete
+    /// account of a template whose password file lists `username`.
+    pub fn resolve_account(&self, username: &str) -> Option<Account> {
+        resolve_in(&self.accounts, username)
+    }
+}
+
+/// [`Config::resolve_account`] over a list of accounts (exact names take precedence).
+pub fn resolve_in(accounts: &[Account], username: &str) -> Option<Account> {
+    if let Some(a) = accounts
+        .iter()
+        .find(|a| !a.is_template() && a.username == username)
+    {
+        return Some(a.clone());
+    }
+    accounts.iter().find_map(|a| a.concrete(username))
 }

@@ -159,6 +159,7 @@ async fn login(config: &Config) -> Result<(), DemoError> {
         timeout: Duration::from_secs(30),
         redirect_port: 0,
         url_sink: UrlSink::Channel(tx),
+        ..Default::default()
     };
     let acc = account.clone();
     let (s2, h2) = (store.clone(), http.clone());

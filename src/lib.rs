@@ -19,6 +19,7 @@
 //!   the demo.
 
 pub mod accounts;
+pub mod app_passwords;
 pub mod authserver;
 pub mod cli;
 pub mod config;
@@ -28,6 +29,7 @@ pub mod driver;
 pub mod error;
 pub mod listener;
 pub mod oauth;
+pub mod ops;
 pub mod private_file;
 pub mod proto;
 pub mod secret;
@@ -35,4 +37,5 @@ pub mod session;
 pub mod splice;
 pub mod stream;
 pub mod testkit;
+pub mod throttle;
 pub mod tls;

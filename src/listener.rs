@@ -57,9 +57,19 @@ impl Server {
         let shutdown = CancellationToken::new();
         let shared = Arc::new(Shared {
             proxy: config.proxy.clone(),
-            accounts: Accounts::new(config.accounts.clone()),
-            tokens: TokenManager::new(store, http, config.proxy.refresh_margin),
+            accounts: Accounts::new(config.accounts.clone()).with_app_passwords(
+                crate::app_passwords::AppPasswords::in_state_dir(&config.proxy.state_dir),
+            ),
+            tokens: crate::ops::notify::attach(
+                TokenManager::new(store, http, config.proxy.refresh_margin),
+                &config.proxy,
+            )
+            .0,
             limits: Limits::default(),
+            throttle: crate::throttle::Throttle::new(
+                config.proxy.auth_failure_delay,
+                config.proxy.auth_failure_max_delay,
+            ),
             shutdown,
         });
         let mut listeners = Vec::new();

@@ -12,6 +12,8 @@ use tokio_util::sync::CancellationToken;
 use oauth_mail_proxy::cli::{Cli, Command};
 use oauth_mail_proxy::config::Config;
 
+mod ops_cli;
+
 fn main() -> ExitCode {
     // One rustls provider for the whole process (see STYLE.md: never two).
     let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
@@ -57,6 +59,7 @@ fn load_config(cli: &Cli) -> Result<Config> {
 async fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::HashPassword => hash_password(),
+        Command::AppPassword { action } => app_password(&load_config(&cli)?, action),
         Command::CheckConfig => {
             let c = load_config(&cli)?;
             println!(
@@ -96,75 +99,93 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Login {
             account,
             no_browser,
+            manual,
             timeout,
             port,
         } => {
             let config = load_config(&cli)?;
-            let Some(acc) = config.account(account) else {
+            let Some(acc) = config.resolve_account(account) else {
                 bail!(
-                    "no [[account]] with username \"{account}\" in {}",
+                    "no [[account]] with username \"{account}\" in {} (nor a template account whose password file lists it)",
                     config.file.display()
                 );
             };
-            let store = oauth_mail_proxy::oauth::TokenStore::open(&config.proxy.state_dir)?;
+            let acc = &acc;
+            let mut store = oauth_mail_proxy::oauth::TokenStore::open(&config.proxy.state_dir)?;
+            if acc.encrypt_with == oauth_mail_proxy::config::EncryptWith::ClientPassword {
+                // The tokens are sealed with the client's local password: check it
+                // against the account's hash before deriving a key from it.
+                let password = oauth_mail_proxy::ops::passphrase::local_password(account)?;
+                let (hash, pw) = (acc.password_hash.clone(), password.clone());
+                let ok = tokio::task::spawn_blocking(move || {
+                    oauth_mail_proxy::accounts::verify(&hash, &pw)
+                })
+                .await?;
+                if !ok {
+                    bail!("wrong local password for {account}");
+                }
+                store = store.with_password(&acc.username, password);
+            }
             let http = oauth_mail_proxy::oauth::client::http_client()?;
             let opts = oauth_mail_proxy::oauth::LoginOptions {
-                open_browser: !no_browser,
+                open_browser: !no_browser && !manual,
                 timeout: *timeout,
                 redirect_port: *port,
                 ..Default::default()
             };
-            oauth_mail_proxy::oauth::login_authorization_code(acc, &store, &http, opts)
+            let input = manual.then(oauth_mail_proxy::oauth::login::stdin_reader);
+            oauth_mail_proxy::oauth::login_account(acc, &store, &http, opts, input)
                 .await
                 .with_context(|| format!("login for {account} failed"))?;
             eprintln!("Tokens for {account} stored.");
             Ok(())
         }
-        Command::Status => {
+        Command::Status { .. }
+        | Command::Verify { .. }
+        | Command::Logout { .. }
+        | Command::Export { .. }
+        | Command::Import { .. }
+        | Command::ImportToken { .. } => {
             let config = load_config(&cli)?;
-            let store = oauth_mail_proxy::oauth::TokenStore::open(&config.proxy.state_dir)?;
-            for a in &config.accounts {
-                let rec = store.load(&a.username)?;
-                let st =
-                    oauth_mail_proxy::oauth::TokenStatus::from_record(&a.username, rec.as_ref());
-                println!("{}", status_line(&st));
-            }
-            Ok(())
+            ops_cli::run(&cli.command, &config).await
         }
     }
 }
 
-/// One line of `status`: account, state, expiry; never a secret.
-fn status_line(st: &oauth_mail_proxy::oauth::TokenStatus) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let state = if !st.stored {
-        "no token: run `oauth-mail-proxy login ACCOUNT`".to_string()
-    } else if let Some(reason) = &st.needs_login {
-        format!("needs login: {reason}")
-    } else if st.valid {
-        "ok".to_string()
-    } else if st.has_refresh_token {
-        "access token expired (refreshed on next use)".to_string()
-    } else {
-        "expired, no refresh token: run `oauth-mail-proxy login ACCOUNT`".to_string()
-    };
-    let expiry = match st.expires_at {
-        Some(e) if e > now => format!(
-            "expires in {}",
-            humantime::format_duration(std::time::Duration::from_secs(e - now))
-        ),
-        Some(_) => "expired".to_string(),
-        None => "expiry unknown".to_string(),
-    };
-    format!(
-        "{}\t{}\t{}\trefresh token: {}",
-        st.account,
-        state,
-        expiry,
-        if st.has_refresh_token { "yes" } else { "no" }
-    )
+/// `app-password add|list|revoke`.
+fn app_password(config: &Config, action: &oauth_mail_proxy::cli::AppPasswordAction) -> Result<()> {
+    use oauth_mail_proxy::app_passwords;
+    use oauth_mail_proxy::cli::AppPasswordAction as A;
+    let (A::Add { account, .. } | A::List { account } | A::Revoke { account, .. }) = action;
+    if config.resolve_account(account).is_none() {
+        bail!(
+            "no account \"{account}\" in {} (nor a template account listing it)",
+            config.file.display()
+        );
+    }
+    let state = &config.proxy.state_dir;
+    match action {
+        A::Add { account, name } => {
+            let pw = app_passwords::add(state, account, name)?;
+            eprintln!("App password \"{name}\" for {account} (shown only now):");
+            println!("{}", secrecy::ExposeSecret::expose_secret(&pw));
+        }
+        A::List { account } => {
+            for p in app_passwords::list(state, account)? {
+                let created = std::time::UNIX_EPOCH + std::time::Duration::from_secs(p.created);
+                println!(
+                    "{}\tcreated {}",
+                    p.name,
+                    humantime::format_rfc3339_seconds(created)
+                );
+            }
+        }
+        A::Revoke { account, name } => {
+            app_passwords::revoke(state, account, name)?;
+            eprintln!("App password \"{name}\" of {account} revoked.");
+        }
+    }
+    Ok(())
 }
 
 /// Reads one password line from stdin (prompting on stderr when stdin is a terminal)

@@ -60,6 +60,7 @@ impl Fixture {
             authorize_url: Box::leak(self.auth.authorize_url().into_boxed_str()),
             token_url: Box::leak(self.auth.token_url().into_boxed_str()),
             mechanism: "xoauth2",
+            extra: "",
         }
     }
 
@@ -262,9 +263,10 @@ async fn login_no_browser_prints_url_and_stores_tokens() {
         .lines()
         .find(|l| l.starts_with(USER))
         .unwrap_or_else(|| panic!("no status line for {USER}: {st:?}"));
-    let fields: Vec<&str> = line.split('\t').collect();
-    assert_eq!(fields[1], "ok", "{line}");
-    assert!(line.contains("refresh token: yes"), "{line}");
+    // ACCOUNT FLOW TOKEN VALID-UNTIL REFRESH-TOKEN LAST-REFRESH NEEDS-LOGIN
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields[1..3], ["authorization_code", "yes"], "{line}");
+    assert_eq!(fields[4..], ["yes", "-", "no"], "{line}");
     assert!(!st.stdout.contains(rec.access_token.expose_secret()));
     f.auth.shutdown().await;
 }
@@ -462,8 +464,21 @@ async fn status_shows_needs_login_and_missing_tokens() {
     let config = f.config(&[]);
     let out = process::run_with_config(&config, &["status"]).await;
     assert!(out.success(), "{out:?}");
-    assert!(
-        out.stdout.starts_with(&format!("{USER}\tno token")),
+    let row = |out: &Finished| {
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(USER))
+            .unwrap_or_default();
+        line.split_whitespace()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    // No token: TOKEN no, NEEDS LOGIN yes.
+    let r = row(&out);
+    assert_eq!(
+        (r[2].as_str(), r.last().unwrap().as_str()),
+        ("no", "yes"),
         "{out:?}"
     );
 
@@ -473,10 +488,15 @@ async fn status_shows_needs_login_and_missing_tokens() {
     );
     let out = process::run_with_config(&config, &["status"]).await;
     assert!(out.success(), "{out:?}");
-    let line = out.stdout.lines().next().unwrap_or_default();
+    let r = row(&out);
+    assert_eq!(
+        (r[2].as_str(), r.last().unwrap().as_str()),
+        ("yes", "yes"),
+        "{out:?}"
+    );
     assert!(
-        line.starts_with(&format!(
-            "{USER}\tneeds login: refresh token rejected: invalid_grant"
+        out.stdout.contains(&format!(
+            "{USER}: last error: refresh token rejected: invalid_grant"
         )),
         "{out:?}"
     );

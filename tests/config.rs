@@ -138,3 +138,61 @@ fn secrets_do_not_show_in_debug() {
         "client secret leaked into Debug output"
     );
 }
+
+#[test]
+fn flow_keys_resolve() {
+    use oauth_mail_proxy::config::Flow;
+    let h = hash();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let c = parse(&dir.join("tests/fixtures/config/valid/flows.toml"), &h).unwrap();
+    let a = &c.accounts[0].oauth;
+    assert_eq!(a.flow, Flow::AuthorizationCode);
+    assert_eq!(a.login_hint.as_deref(), Some("alice@contoso.com"));
+    assert_eq!(a.prompt.as_deref(), Some("select_account"));
+    assert_eq!(
+        a.redirect_uri.as_ref().unwrap().as_str(),
+        "http://localhost:8400/callback"
+    );
+    assert_eq!(a.refresh_url.as_str(), "https://login.example.com/refresh");
+    assert_eq!(
+        a.token_scopes.as_deref(),
+        Some(&["offline_access".to_string()][..])
+    );
+    assert!(a.device_authorization_url.is_none());
+
+    let d = &c.accounts[1].oauth;
+    assert_eq!(d.flow, Flow::DeviceCode);
+    assert_eq!(
+        d.device_authorization_url.as_ref().unwrap().as_str(),
+        "https://login.microsoftonline.com/common/oauth2/v2.0/devicecode"
+    );
+    assert_eq!(
+        d.refresh_url, d.token_url,
+        "refresh_url defaults to token_url"
+    );
+    assert!(d.login_hint.is_none() && d.token_scopes.is_none());
+
+    let custom = &c.accounts[2].oauth;
+    assert_eq!(
+        custom.device_authorization_url.as_ref().unwrap().as_str(),
+        "http://127.0.0.1:9000/device"
+    );
+
+    let cc = &c.accounts[3].oauth;
+    assert_eq!(cc.flow, Flow::ClientCredentials);
+    assert_eq!(cc.scopes, ["https://outlook.office365.com/.default"]);
+    assert_eq!(
+        cc.token_url.as_str(),
+        "https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000/oauth2/v2.0/token"
+    );
+
+    let google = "[[account]]\nusername = \"a\"\npassword_hash = \"@HASH@\"\nprovider = \"google\"\nclient_id = \"id\"\nflow = \"device_code\"\n"
+        .replace("@HASH@", &h);
+    let g = Config::parse(&google, Path::new("g.toml")).unwrap();
+    let g = &g.accounts[0].oauth;
+    assert_eq!(
+        g.device_authorization_url.as_ref().unwrap().as_str(),
+        "https://oauth2.googleapis.com/device/code"
+    );
+    assert_eq!(g.scopes, ["https://mail.google.com/"]);
+}

@@ -36,6 +36,9 @@ async fn fixture(cfg: AuthServerConfig) -> Fixture {
         password_hash: String::new(),
         upstream_username: USER.into(),
         mechanism: Mechanism::Oauthbearer,
+        template: None,
+        service_account_key: None,
+        encrypt_with: Default::default(),
         oauth: OAuthClient {
             provider: Provider::Custom,
             client_id: cfg.client_id.clone(),
@@ -44,6 +47,14 @@ async fn fixture(cfg: AuthServerConfig) -> Fixture {
             authorize_url: srv.authorize_url().parse().unwrap(),
             token_url: srv.token_url().parse().unwrap(),
             scopes: vec!["mail".into()],
+            flow: Default::default(),
+            device_authorization_url: None,
+            refresh_url: srv.token_url().parse().unwrap(),
+            token_scopes: None,
+            login_hint: None,
+            prompt: None,
+            redirect_uri: None,
+            revocation_url: None,
         },
     };
     Fixture {
@@ -65,6 +76,7 @@ async fn start_login(
         timeout,
         redirect_port: 0,
         url_sink: UrlSink::Channel(tx),
+        ..Default::default()
     };
     let (account, store) = (f.account.clone(), f.store.clone());
     let task = tokio::spawn(async move {

@@ -250,6 +250,7 @@ async fn trace_log_of_full_logins_holds_no_secret() {
         authorize_url: &authorize_url,
         token_url: &token_url,
         mechanism,
+        extra: "",
     };
     let dir = rig.dir.path().to_path_buf();
     let write = |port: u16| {

@@ -29,6 +29,9 @@ fn account(name: &str, cfg: &AuthServerConfig, authorize: &str, token: &str) -> 
         password_hash: String::new(),
         upstream_username: USER.into(),
         mechanism: Mechanism::Xoauth2,
+        template: None,
+        service_account_key: None,
+        encrypt_with: Default::default(),
         oauth: OAuthClient {
             provider: Provider::Custom,
             client_id: cfg.client_id.clone(),
@@ -37,6 +40,14 @@ fn account(name: &str, cfg: &AuthServerConfig, authorize: &str, token: &str) -> 
             authorize_url: authorize.parse().unwrap(),
             token_url: token.parse().unwrap(),
             scopes: vec!["mail".into()],
+            flow: Default::default(),
+            device_authorization_url: None,
+            refresh_url: token.parse().unwrap(),
+            token_scopes: None,
+            login_hint: None,
+            prompt: None,
+            redirect_uri: None,
+            revocation_url: None,
         },
     }
 }

@@ -25,6 +25,18 @@ pub enum OAuthError {
     /// The requested scope exceeds the scope originally granted.
     #[error("invalid_scope")]
     InvalidScope,
+    /// Device grant (RFC 8628 §3.5): the user has not decided yet.
+    #[error("authorization_pending")]
+    AuthorizationPending,
+    /// Device grant: polling too fast; the interval grew by 5 seconds.
+    #[error("slow_down")]
+    SlowDown,
+    /// Device grant: the device code expired.
+    #[error("expired_token")]
+    ExpiredToken,
+    /// Device grant: the user denied the request.
+    #[error("access_denied")]
+    AccessDenied,
 }
 
 impl OAuthError {
@@ -36,6 +48,10 @@ impl OAuthError {
             Self::InvalidGrant(_) => "invalid_grant",
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope => "invalid_scope",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::ExpiredToken => "expired_token",
+            Self::AccessDenied => "access_denied",
         }
     }
 
@@ -53,6 +69,10 @@ impl OAuthError {
             Self::InvalidClient => "client authentication failed",
             Self::UnsupportedGrantType => "grant type not supported",
             Self::InvalidScope => "requested scope exceeds the granted scope",
+            Self::AuthorizationPending => "the user has not yet approved the request",
+            Self::SlowDown => "polling too fast; wait 5 more seconds between requests",
+            Self::ExpiredToken => "the device code has expired",
+            Self::AccessDenied => "the user denied the request",
         }
     }
 }

@@ -24,7 +24,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/authorize", get(authorize))
         .route("/token", post(token))
+        .route("/revoke", post(super::revoke::revoke))
         .route("/introspect", get(introspect_get).post(introspect_post))
+        .route("/device", post(super::device::authorize))
+        .route("/device/verify", get(super::device::verify))
         .with_state(shared)
 }
 
@@ -57,7 +60,9 @@ fn redirect(mut url: Url, pairs: &[(&str, Option<&str>)]) -> Response {
 /// GET /authorize: auto-approves as `login_hint` (or the default user) and redirects
 /// with a code bound to the client, the redirect URI and the PKCE challenge.
 async fn authorize(State(s): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Response {
-    let Ok(p) = Params::parse(query.unwrap_or_default().as_bytes()) else {
+    let query = query.unwrap_or_default();
+    s.log_authorize(&query);
+    let Ok(p) = Params::parse(query.as_bytes()) else {
         return bad_page("a parameter was repeated");
     };
     if p.get("client_id") != Some(s.cfg.client_id.as_str()) {
@@ -145,6 +150,9 @@ fn token_grant(
         ));
     }
     let p = Params::parse(body)?;
+    if p.get("grant_type") == Some(crate::oauth::jwt::GRANT_TYPE) {
+        return jwt_grant(s, &p);
+    }
     authenticate_client(headers, &p, &s.cfg.client_id, &s.cfg.client_secret)?;
     let client_id = s.cfg.client_id.as_str();
     match p.require("grant_type", "missing grant_type")? {
@@ -166,12 +174,36 @@ fn token_grant(
             Ok(("refresh_token", issued))
         }
         "client_credentials" => {
+            // App-only tokens stand for the mailbox the proxy names upstream; this
+            // server reports them as `login_hint` (a test extension) or the default
+            // user, so Dovecot's introspection accepts them for that mailbox.
             let scope = p.get("scope").unwrap_or(DEFAULT_SCOPE);
-            let issued = s.store().issue_new(client_id, client_id, scope, false);
+            let user = p.get("login_hint").unwrap_or(&s.cfg.default_user);
+            let issued = s.store().issue_new(user, client_id, scope, false);
             Ok(("client_credentials", issued))
+        }
+        super::device::GRANT_TYPE => {
+            let (user, scope) = super::device::token_grant(s, &p, client_id)?;
+            let issued = s.store().issue_new(&user, client_id, &scope, true);
+            Ok(("device_code", issued))
         }
         _ => Err(OAuthError::UnsupportedGrantType),
     }
+}
+
+/// RFC 7523 §2.1: the signed assertion is the credential; no client authentication.
+fn jwt_grant(s: &Shared, p: &Params) -> Result<(&'static str, Issued), OAuthError> {
+    let assertion = p.require("assertion", "missing assertion")?;
+    let verifier = s
+        .jwt
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+        .ok_or(OAuthError::UnsupportedGrantType)?;
+    let claims = super::jwt::verify(&verifier, assertion, crate::oauth::outcome::unix_now())?;
+    let scope = claims.scope.as_deref().unwrap_or(DEFAULT_SCOPE);
+    let issued = s.store().issue_new(&claims.sub, &claims.iss, scope, false);
+    Ok(("jwt_bearer", issued))
 }
 
 fn token_json(t: &Issued) -> serde_json::Value {

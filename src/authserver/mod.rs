@@ -9,6 +9,14 @@
 //! * `POST /token`: `authorization_code`, `refresh_token` (with rotation) and
 //!   `client_credentials`; client authentication by HTTP Basic or body parameters
 //!   (RFC 6749 §2.3.1); errors as RFC 6749 §5.2 JSON.
+//! * `POST /device` and `GET /device/verify`: the device authorization grant
+//!   (RFC 8628), approved from tests with [`AuthServer::approve_device`] or in a
+//!   browser at `/device/verify`; the token endpoint's device-code grant answers
+//!   `authorization_pending`, `slow_down`, `expired_token` and `access_denied`.
+//! * `client_credentials` tokens introspect as the request's `login_hint` (a test
+//!   extension) or [`AuthServerConfig::default_user`]: app-only tokens stand for the
+//!   mailbox the proxy names upstream.
+//! * `POST /revoke` (RFC 7009): revoking a refresh token revokes its family.
 //! * `POST /introspect` (RFC 7662) for the introspection client, plus the GET
 //!   variants used by Dovecot's other `introspection_mode`s.
 //!
@@ -24,9 +32,12 @@
 //! # Ok(()) }
 //! ```
 
+mod device;
 mod error;
 mod handlers;
+mod jwt;
 mod params;
+mod revoke;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -104,12 +115,37 @@ pub(crate) struct Shared {
     store: Mutex<Store>,
     deny: AtomicBool,
     token_requests: AtomicU64,
+    /// Successful (client-authenticated) `/revoke` requests.
+    revocations: AtomicU64,
     grants: Mutex<HashMap<&'static str, u64>>,
+    devices: Mutex<device::Devices>,
+    /// The query parameters of every `/authorize` request, oldest first.
+    authorize_log: Mutex<Vec<Vec<(String, String)>>>,
+    /// The JWT bearer grant's key and expected claims, once configured.
+    jwt: Mutex<Option<jwt::JwtVerifier>>,
 }
 
 impl Shared {
     fn store(&self) -> MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn devices(&self) -> MutexGuard<'_, device::Devices> {
+        self.devices.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn log_authorize(&self, query: &str) {
+        let pairs = url::form_urlencoded::parse(query.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let mut log = self
+            .authorize_log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if log.len() >= 1000 {
+            log.remove(0);
+        }
+        log.push(pairs);
     }
 
     fn count_grant(&self, grant_type: &'static str) {
@@ -137,7 +173,11 @@ impl AuthServer {
             cfg,
             deny: AtomicBool::new(false),
             token_requests: AtomicU64::new(0),
+            revocations: AtomicU64::new(0),
             grants: Mutex::new(HashMap::new()),
+            devices: Mutex::new(device::Devices::default()),
+            authorize_log: Mutex::new(Vec::new()),
+            jwt: Mutex::new(None),
         });
         let cancel = CancellationToken::new();
         let app = handlers::router(shared.clone());
@@ -195,8 +235,66 @@ impl AuthServer {
         format!("{}/introspect", self.base_url())
     }
 
+    /// The token revocation endpoint (RFC 7009).
+    pub fn revocation_url(&self) -> String {
+        format!("{}/revoke", self.base_url())
+    }
+
+    /// Successful (client-authenticated) requests to `/revoke`.
+    pub fn revocations(&self) -> u64 {
+        self.shared.revocations.load(Ordering::SeqCst)
+    }
+
+    /// The device authorization endpoint (RFC 8628 §3.1).
+    pub fn device_url(&self) -> String {
+        format!("{}/device", self.base_url())
+    }
+
+    /// Polling interval announced by device authorizations started from now on
+    /// (whole seconds; 0 is allowed, for tests).
+    pub fn set_device_interval(&self, d: Duration) {
+        self.shared.devices().set_interval(d);
+    }
+
+    /// Lifetime of device codes issued from now on (default 10 minutes).
+    pub fn set_device_lifetime(&self, d: Duration) {
+        self.shared.devices().set_lifetime(d);
+    }
+
+    /// The next `n` device-code polls are answered `slow_down`.
+    pub fn force_device_slow_down(&self, n: u32) {
+        self.shared.devices().force_slow_downs(n);
+    }
+
+    /// `(polls, slow_downs)`: device-code token requests, and how many of them were
+    /// answered `slow_down`.
+    pub fn device_polls(&self) -> (u64, u64) {
+        self.shared.devices().counts()
+    }
+
+    /// Approves a pending device authorization as `user`; false if `user_code` is
+    /// unknown, expired or already decided.
+    pub fn approve_device(&self, user_code: &str, user: &str) -> bool {
+        self.shared.devices().decide(user_code, Some(user))
+    }
+
+    /// Denies a pending device authorization (its polls get `access_denied`).
+    pub fn deny_device(&self, user_code: &str) -> bool {
+        self.shared.devices().decide(user_code, None)
+    }
+
+    /// The query parameters of every `/authorize` request so far, oldest first
+    /// (`login_hint`, `prompt`, ...: none of them secret).
+    pub fn authorize_requests(&self) -> Vec<Vec<(String, String)>> {
+        self.shared
+            .authorize_log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// Successful token-endpoint grants of `grant_type` ("authorization_code",
-    /// "refresh_token", "client_credentials").
+    /// "refresh_token", "client_credentials", "device_code").
     pub fn grants(&self, grant_type: &str) -> u64 {
         let g = self
             .shared
@@ -211,12 +309,39 @@ impl AuthServer {
         self.shared.token_requests.load(Ordering::SeqCst)
     }
 
+    /// Enables the JWT bearer grant (RFC 7523): assertions must be RS256-signed by
+    /// the key whose public half is `pem` ("BEGIN PUBLIC KEY"), issued by `issuer`, for this server's token URL. Tokens issued
+    /// introspect as the assertion's `sub`.
+    pub fn set_jwt_public_key(&self, pem: &str, issuer: &str) -> Result<(), String> {
+        use rustls_pki_types::pem::{PemObject, SectionKind};
+        let (kind, der) = <(SectionKind, Vec<u8>)>::from_pem_slice(pem.as_bytes())
+            .map_err(|e| format!("not a PEM public key: {e}"))?;
+        if kind != SectionKind::PublicKey {
+            return Err("expected a PUBLIC KEY PEM".into());
+        }
+        let public_key =
+            jwt::rsa_public_key(&der).ok_or_else(|| "not an RSA public key".to_string())?;
+        let verifier = jwt::JwtVerifier {
+            public_key,
+            audience: self.token_url(),
+            issuer: issuer.to_owned(),
+        };
+        let mut slot = self
+            .shared
+            .jwt
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *slot = Some(verifier);
+        Ok(())
+    }
+
     /// Lifetime of access tokens issued from now on.
     pub fn set_token_lifetime(&self, d: Duration) {
         self.shared.store().set_lifetime(d);
     }
 
-    /// While set, `/authorize` redirects with `error=access_denied`.
+    /// While set, `/authorize` redirects with `error=access_denied` and
+    /// `/device/verify` denies the code it is given.
     pub fn set_deny(&self, deny: bool) {
         self.shared.deny.store(deny, Ordering::SeqCst);
     }

@@ -224,6 +224,35 @@ impl Store {
         self.refresh.retain(|_, t| t.user != user);
     }
 
+    /// RFC 7009: revokes `token` if `client_id` holds it. A refresh token takes its
+    /// whole family with it; an access token goes alone. True when a token was found.
+    /// (Both maps are looked up, so `token_type_hint` is only checked, not needed.)
+    pub(crate) fn revoke_token(&mut self, token: &str, client_id: &str) -> bool {
+        let k = key(token);
+        self.revoke_refresh(&k, client_id) || self.revoke_access(&k, client_id)
+    }
+
+    fn revoke_refresh(&mut self, k: &Key, client_id: &str) -> bool {
+        match self.refresh.get(k) {
+            Some(rt) if rt.client_id == client_id => {
+                let family = rt.family;
+                self.revoke_family(family);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn revoke_access(&mut self, k: &Key, client_id: &str) -> bool {
+        match self.access.get(k) {
+            Some(at) if at.client_id == client_id => {
+                self.access.remove(k);
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn revoke_family(&mut self, family: u64) {
         self.access.retain(|_, t| t.family != family);
         self.refresh.retain(|_, t| t.family != family);
@@ -361,6 +390,27 @@ mod tests {
         s.revoke_user("u");
         assert!(s.refresh(&rt2, "c", None, false).is_err());
         assert!(s.introspect(&third.access_token).is_none());
+    }
+
+    #[test]
+    fn revocation() {
+        let mut s = Store::new(Duration::from_secs(60));
+        let a = s.issue_new("u", "c", "mail", true);
+        let rt = a.refresh_token.unwrap();
+        let b = s.refresh(&rt, "c", None, false).unwrap();
+        let other = s.issue_new("u", "c", "mail", true);
+        assert!(!s.revoke_token(&rt, "someone-else"));
+        assert!(s.introspect(&a.access_token).is_some());
+        // An access token alone.
+        assert!(s.revoke_token(&a.access_token, "c"));
+        assert!(s.introspect(&a.access_token).is_none());
+        assert!(s.introspect(&b.access_token).is_some());
+        // A refresh token takes its family, not other grants.
+        assert!(s.revoke_token(&rt, "c"));
+        assert!(s.introspect(&b.access_token).is_none());
+        assert!(s.refresh(&rt, "c", None, false).is_err());
+        assert!(s.introspect(&other.access_token).is_some());
+        assert!(!s.revoke_token(&rt, "c"), "already gone");
     }
 
     #[test]

@@ -21,8 +21,10 @@ pub struct Proxy {
     pub state_dir: Option<Spanned<String>>,
     pub refresh_margin: Option<Spanned<String>>,
     pub auth_failure_delay: Option<Spanned<String>>,
+    pub auth_failure_max_delay: Option<Spanned<String>>,
     pub preauth_timeout: Option<Spanned<String>>,
     pub upstream_timeout: Option<Spanned<String>>,
+    pub notify_command: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,7 +44,11 @@ pub struct Listener {
 #[serde(deny_unknown_fields)]
 pub struct Account {
     pub username: Spanned<String>,
-    pub password_hash: Spanned<String>,
+    pub password_hash: Option<Spanned<String>>,
+    /// Template accounts (`username = "*@domain"`): `user:argon2-hash` lines.
+    pub password_file: Option<Spanned<String>>,
+    /// `flow = "jwt_bearer"`: the Google service-account JSON key file.
+    pub service_account_key: Option<Spanned<String>>,
     pub upstream_username: Option<Spanned<String>>,
     pub provider: Option<Spanned<String>>,
     pub tenant: Option<Spanned<String>>,
@@ -51,7 +57,17 @@ pub struct Account {
     pub authorize_url: Option<Spanned<String>>,
     pub token_url: Option<Spanned<String>>,
     pub scopes: Option<Spanned<Vec<String>>>,
+    pub flow: Option<Spanned<String>>,
+    pub device_authorization_url: Option<Spanned<String>>,
+    pub refresh_url: Option<Spanned<String>>,
+    pub token_scopes: Option<Spanned<Vec<String>>>,
+    pub login_hint: Option<Spanned<String>>,
+    pub prompt: Option<Spanned<String>>,
+    pub redirect_uri: Option<Spanned<String>>,
+    pub revocation_url: Option<Spanned<String>>,
     pub mechanism: Option<Spanned<String>>,
+    /// `"state-key"` (default) or `"client-password"`.
+    pub encrypt_with: Option<Spanned<String>>,
 }
 
 /// `upstream = "host:port"` or `upstream = ["primary:port", "alternate:port"]`.

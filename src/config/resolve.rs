@@ -8,6 +8,8 @@ use toml::Spanned;
 use super::raw;
 use super::*;
 
+mod flow;
+
 /// Error construction with the file text at hand, so spans become line numbers.
 struct Ctx<'a> {
     text: &'a str,
@@ -119,6 +121,11 @@ fn resolve_proxy(cx: &Ctx, p: raw::Proxy) -> Result<Proxy, ConfigError> {
             "proxy.auth_failure_delay",
             Duration::from_secs(2),
         )?,
+        auth_failure_max_delay: cx.duration(
+            &p.auth_failure_max_delay,
+            "proxy.auth_failure_max_delay",
+            Duration::from_secs(15),
+        )?,
         preauth_timeout: cx.duration(
             &p.preauth_timeout,
             "proxy.preauth_timeout",
@@ -129,6 +136,13 @@ fn resolve_proxy(cx: &Ctx, p: raw::Proxy) -> Result<Proxy, ConfigError> {
             "proxy.upstream_timeout",
             Duration::from_secs(10),
         )?,
+        notify_command: match &p.notify_command {
+            Some(c) if c.get_ref().trim().is_empty() => {
+                return Err(cx.invalid(c, "proxy.notify_command", "must not be empty"));
+            }
+            Some(c) => Some(cx.path(c.get_ref())),
+            None => None,
+        },
     })
 }
 
@@ -300,6 +314,8 @@ pub(crate) fn is_loopback_host(host: &str) -> bool {
 
 const GOOGLE_AUTHORIZE: &str = "https://accounts.google.com/o/oauth2/auth";
 const GOOGLE_TOKEN: &str = "https://oauth2.googleapis.com/token";
+/// RFC 7009 token revocation (Microsoft has no such endpoint).
+const GOOGLE_REVOKE: &str = "https://oauth2.googleapis.com/revoke";
 const GOOGLE_SCOPES: &[&str] = &["https://mail.google.com/"];
 const MICROSOFT_SCOPES: &[&str] = &[
     "https://outlook.office.com/IMAP.AccessAsUser.All",
@@ -317,13 +333,60 @@ fn resolve_account(cx: &Ctx, a: &raw::Account) -> Result<Account, ConfigError> {
             "must be a non-empty name without control characters",
         ));
     }
-    crate::accounts::check_phc(a.password_hash.get_ref()).map_err(|e| {
-        cx.invalid(
-            &a.password_hash,
-            "account.password_hash",
-            format!("{e}; create one with `oauth-mail-proxy hash-password`"),
-        )
-    })?;
+    let template = template_domain(cx, &a.username)?;
+    let password_hash = match (&template, &a.password_hash, &a.password_file) {
+        (None, Some(h), None) => {
+            crate::accounts::check_phc(h.get_ref()).map_err(|e| {
+                cx.invalid(
+                    h,
+                    "account.password_hash",
+                    format!("{e}; create one with `oauth-mail-proxy hash-password`"),
+                )
+            })?;
+            h.get_ref().clone()
+        }
+        (None, None, _) => {
+            return Err(cx.invalid(
+                &a.username,
+                "account.password_hash",
+                "required; create one with `oauth-mail-proxy hash-password`",
+            ));
+        }
+        (None, Some(_), Some(f)) => {
+            return Err(cx.invalid(
+                f,
+                "account.password_file",
+                "only for template accounts (username = \"*@domain\"); this account has `password_hash`",
+            ));
+        }
+        (Some(_), Some(h), _) => {
+            return Err(cx.invalid(
+                h,
+                "account.password_hash",
+                "not allowed on a template account: its users' hashes go in `password_file`",
+            ));
+        }
+        (Some(_), None, None) => {
+            return Err(cx.invalid(
+                &a.username,
+                "account.password_file",
+                "required for a template account (username = \"*@domain\")",
+            ));
+        }
+        (Some(_), None, Some(_)) => String::new(),
+    };
+    let template = match (template, &a.password_file) {
+        (Some(domain), Some(f)) => Some(password_file(cx, f, domain)?),
+        _ => None,
+    };
+    if let (Some(_), Some(u)) = (&template, &a.upstream_username) {
+        return Err(cx.invalid(
+            u,
+            "account.upstream_username",
+            "not allowed on a template account: every user logs in upstream as itself (one upstream_username would let many users act as one mailbox)",
+        ));
+    }
+    let service_account_key = a.service_account_key.as_ref().map(|k| cx.path(k.get_ref()));
     let provider = match &a.provider {
         None => Provider::Custom,
         Some(p) => match one_of(
@@ -363,10 +426,11 @@ fn resolve_account(cx: &Ctx, a: &raw::Account) -> Result<Account, ConfigError> {
             ),
             Provider::Custom => (None, None, &[]),
         };
+    let flow = flow::parse(cx, a)?;
     let authorize_url = oauth_url(
         cx,
         &a.authorize_url,
-        preset_auth,
+        preset_auth.or_else(|| flow::authorize_placeholder(flow, a)),
         "account.authorize_url",
         &a.username,
     )?;
@@ -377,10 +441,11 @@ fn resolve_account(cx: &Ctx, a: &raw::Account) -> Result<Account, ConfigError> {
         "account.token_url",
         &a.username,
     )?;
-    let scopes = match &a.scopes {
+    let mut scopes = match &a.scopes {
         Some(s) => s.get_ref().clone(),
         None => preset_scopes.iter().map(|s| s.to_string()).collect(),
     };
+    let keys = flow::resolve(cx, a, flow, provider, tenant, &token_url, &mut scopes)?;
     if a.client_id.get_ref().is_empty() {
         return Err(cx.invalid(&a.client_id, "account.client_id", "must not be empty"));
     }
@@ -398,9 +463,31 @@ fn resolve_account(cx: &Ctx, a: &raw::Account) -> Result<Account, ConfigError> {
         Some(u) => u.get_ref().trim().to_string(),
         None => username.clone(),
     };
+    let encrypt_with = match &a.encrypt_with {
+        None => EncryptWith::StateKey,
+        Some(e) => match one_of(
+            cx,
+            e,
+            "account.encrypt_with",
+            &["state-key", "client-password"],
+        )? {
+            "state-key" => EncryptWith::StateKey,
+            _ if !flow.is_interactive() => {
+                return Err(cx.invalid(
+                    e,
+                    "account.encrypt_with",
+                    "\"client-password\" needs a user flow (authorization_code or device_code): the proxy fetches app-only tokens by itself, without a client password",
+                ));
+            }
+            _ => EncryptWith::ClientPassword,
+        },
+    };
     Ok(Account {
         username,
-        password_hash: a.password_hash.get_ref().clone(),
+        password_hash,
+        encrypt_with,
+        template,
+        service_account_key,
         upstream_username,
         mechanism,
         oauth: OAuthClient {
@@ -414,7 +501,128 @@ fn resolve_account(cx: &Ctx, a: &raw::Account) -> Result<Account, ConfigError> {
             authorize_url,
             token_url,
             scopes,
+            flow,
+            device_authorization_url: keys.device_authorization_url,
+            refresh_url: keys.refresh_url,
+            token_scopes: keys.token_scopes,
+            login_hint: keys.login_hint,
+            prompt: keys.prompt,
+            redirect_uri: keys.redirect_uri,
+            revocation_url: match (&a.revocation_url, provider) {
+                (None, Provider::Google) => Some(GOOGLE_REVOKE.parse().expect("valid preset")),
+                (None, _) => None,
+                (Some(_), _) => Some(oauth_url(
+                    cx,
+                    &a.revocation_url,
+                    None,
+                    "account.revocation_url",
+                    &a.username,
+                )?),
+            },
         },
+    })
+}
+
+/// `Some(domain)` for a template user name `*@domain`, `None` for a plain one; any
+/// other use of `*` is refused.
+fn template_domain(cx: &Ctx, v: &Spanned<String>) -> Result<Option<String>, ConfigError> {
+    let name = v.get_ref().trim();
+    if !name.contains('*') {
+        return Ok(None);
+    }
+    match name.strip_prefix("*@") {
+        Some(d) if valid_domain(d) => Ok(Some(d.to_ascii_lowercase())),
+        _ => Err(cx.invalid(
+            v,
+            "account.username",
+            "a template must be \"*@domain\" (the only wildcard form), e.g. \"*@example.com\"",
+        )),
+    }
+}
+
+fn valid_domain(d: &str) -> bool {
+    !d.is_empty()
+        && d.len() <= 253
+        && !d.starts_with('.')
+        && !d.ends_with('.')
+        && !d.contains("..")
+        && d.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+}
+
+/// Largest password file accepted.
+const MAX_PASSWORD_FILE: u64 = 16 << 20;
+
+/// Reads and validates a template's password file: `user@domain:$argon2id$...` lines,
+/// blank lines and `#` comments; errors name the password file and its line.
+fn password_file(cx: &Ctx, f: &Spanned<String>, domain: String) -> Result<Template, ConfigError> {
+    let path = cx.path(f.get_ref());
+    let file = path.display().to_string();
+    let read = std::fs::metadata(&path).and_then(|m| {
+        if m.len() > MAX_PASSWORD_FILE {
+            Err(std::io::Error::other("file too large"))
+        } else {
+            std::fs::read_to_string(&path)
+        }
+    });
+    let text = read.map_err(|e| {
+        cx.invalid(
+            f,
+            "account.password_file",
+            format!("cannot read {file}: {e}"),
+        )
+    })?;
+    let from = format!(
+        " (password_file of the account at {}:{})",
+        cx.file,
+        cx.line(f.span())
+    );
+    let bad = |line: usize, message: String| ConfigError::Invalid {
+        file: file.clone(),
+        line,
+        key: "password_file".into(),
+        message: message + &from,
+    };
+    let mut users = std::collections::BTreeMap::new();
+    for (i, raw) in text.lines().enumerate() {
+        let n = i + 1;
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((user, hash)) = line.split_once(':') else {
+            return Err(bad(n, "expected `user@domain:$argon2id$...`".into()));
+        };
+        let user = user.trim();
+        let ok_domain = user
+            .rsplit_once('@')
+            .is_some_and(|(local, d)| !local.is_empty() && d.eq_ignore_ascii_case(&domain));
+        if !ok_domain
+            || user.contains('*')
+            || user.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(bad(
+                n,
+                format!("user name must be an address `name@{domain}` without spaces or `*`"),
+            ));
+        }
+        crate::accounts::check_phc(hash.trim()).map_err(|e| {
+            bad(
+                n,
+                format!("{user}: {e}; create one with `oauth-mail-proxy hash-password`"),
+            )
+        })?;
+        if users
+            .insert(user.to_string(), hash.trim().to_string())
+            .is_some()
+        {
+            return Err(bad(n, format!("duplicate user {user}")));
+        }
+    }
+    Ok(Template {
+        domain,
+        password_file: path,
+        users: std::sync::Arc::new(users),
     })
 }
 

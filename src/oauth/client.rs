@@ -123,6 +123,14 @@ mod tests {
             authorize_url: "https://auth.example/authorize".parse().unwrap(),
             token_url: "https://auth.example/token".parse().unwrap(),
             scopes: vec!["mail".into()],
+            flow: crate::config::Flow::AuthorizationCode,
+            device_authorization_url: None,
+            refresh_url: "https://auth.example/token".parse().unwrap(),
+            token_scopes: None,
+            login_hint: None,
+            prompt: None,
+            redirect_uri: None,
+            revocation_url: None,
         }
     }
 

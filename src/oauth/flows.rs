@@ -1,16 +1,20 @@
 //! Interactive login: the authorization code grant with PKCE (S256), a random `state`
-//! and a loopback redirect (RFC 8252 §7.3).
+//! and a loopback redirect (RFC 8252 §7.3), or, in manual mode, the redirected-to URL
+//! pasted back by the user (for a browser on another machine).
 //!
 //! The authorization URL is printed alone on one line of stdout (or sent to a channel,
 //! for tests and embedding); instructions go to stderr. Tokens are never printed or
-//! logged.
+//! logged. The other flows live in [`super::device`] and
+//! [`super::client_credentials`]; [`super::login::login_account`] picks one.
 
 use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use oauth2::basic::BasicTokenResponse;
 use oauth2::{AuthorizationCode, CsrfToken, PkceCodeChallenge, RedirectUrl, Scope};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
 use tokio::net::TcpListener;
 use url::Url;
 
@@ -40,6 +44,8 @@ pub struct LoginOptions {
     /// Loopback port for the redirect; 0 picks a free one.
     pub redirect_port: u16,
     pub url_sink: UrlSink,
+    /// Where the device-code flow shows its verification URI and user code.
+    pub device_sink: super::device::DeviceSink,
 }
 
 impl Default for LoginOptions {
@@ -49,6 +55,7 @@ impl Default for LoginOptions {
             timeout: Duration::from_secs(300),
             redirect_port: 0,
             url_sink: UrlSink::Stdout,
+            device_sink: Default::default(),
         }
     }
 }
@@ -73,6 +80,21 @@ pub enum FlowError {
     },
     #[error("exchanging the authorization code failed: {0}")]
     Exchange(String),
+    /// The token request of a flow without a code (device code, client credentials).
+    #[error("the token request failed: {0}")]
+    Token(String),
+    #[error("the device authorization request failed: {0}")]
+    DeviceAuthorization(String),
+    #[error("the device code expired before the login was approved; run `login` again")]
+    DeviceExpired,
+    #[error("the login was not approved within {}", humantime::format_duration(*.0))]
+    NotApproved(Duration),
+    /// The pasted redirect URL (manual mode) could not be used.
+    #[error("{0}")]
+    ManualInput(String),
+    /// The account's configuration does not allow this login.
+    #[error("{0}")]
+    Config(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -94,59 +116,257 @@ pub async fn login_authorization_code(
     // Fail before involving the user if the existing file could not be replaced.
     store.load(name)?;
 
-    let port = opts.redirect_port;
-    let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+    let (listener, redirect) = bind_redirect(account, opts.redirect_port).await?;
+    let expected_path = redirect.path().to_owned();
+    let pending = Pending::new(account, &redirect)?;
+
+    publish(&pending.url, &opts, name, redirect.as_str());
+    let deadline = tokio::time::Instant::now() + opts.timeout;
+    let callback =
+        loopback::wait_for_callback(listener, &expected_path, &pending.state, deadline).await;
+    let Some(callback) = callback else {
+        return Err(FlowError::Timeout(opts.timeout));
+    };
+    pending.finish(callback, account, store, http).await
+}
+
+/// The manual variant of [`login_authorization_code`], for a browser on another
+/// machine: publishes the URL, then reads the address the browser was redirected to
+/// (which fails to load there) from `input`, one line of at most
+/// [`MAX_PASTED_URL`] bytes, checks its `state` and exchanges the code. No listener
+/// is opened; the redirect URI is the account's `redirect_uri`, or
+/// `http://127.0.0.1:PORT/` with `opts.redirect_port` (a free port when 0).
+pub async fn login_authorization_code_manual<R: AsyncBufRead + Unpin>(
+    account: &Account,
+    store: &TokenStore,
+    http: &reqwest::Client,
+    opts: LoginOptions,
+    input: R,
+) -> Result<TokenRecord, FlowError> {
+    let name = &account.username;
+    store.load(name)?;
+    let redirect = match &account.oauth.redirect_uri {
+        Some(r) => r.clone(),
+        None => {
+            // A port nobody listens on: the remote browser shows an error page
+            // whose address bar holds the code.
+            let (listener, url) = bind_redirect(account, opts.redirect_port).await?;
+            drop(listener);
+            url
+        }
+    };
+    let pending = Pending::new(account, &redirect)?;
+    match &opts.url_sink {
+        UrlSink::Channel(tx) => {
+            let _ = tx.send(pending.url.clone());
+        }
+        UrlSink::Stdout => {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}", pending.url);
+            let _ = out.flush();
+            eprintln!(
+                "To log in account {name}: open the URL above in a browser on any machine and sign in.\n\
+                 The browser is then sent to {redirect}... and shows an error page (nothing listens there).\n\
+                 Copy the whole address from its address bar, paste it here and press Enter\n\
+                 (waiting up to {}):",
+                humantime::format_duration(opts.timeout)
+            );
+        }
+    }
+    let line = tokio::time::timeout(opts.timeout, read_pasted_line(input))
         .await
-        .map_err(|source| FlowError::Bind { port, source })?;
+        .map_err(|_| FlowError::Timeout(opts.timeout))??;
+    let query = pasted_query(&line)?;
+    let callback = loopback::callback_from_query(&query, &pending.state).ok_or_else(|| {
+        FlowError::ManualInput(
+            "the pasted address has neither a `code` nor an `error` parameter; paste the full address the browser was sent to".into(),
+        )
+    })?;
+    pending.finish(callback, account, store, http).await
+}
+
+/// Longest line accepted by the manual mode.
+pub const MAX_PASTED_URL: usize = 16 * 1024;
+
+/// The first non-blank line of `input`, without its line ending.
+async fn read_pasted_line<R: AsyncBufRead + Unpin>(mut input: R) -> Result<String, FlowError> {
+    loop {
+        let mut buf = Vec::new();
+        let n = (&mut input)
+            .take(MAX_PASTED_URL as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .await
+            .map_err(|e| FlowError::ManualInput(format!("cannot read the pasted address: {e}")))?;
+        if n == 0 {
+            return Err(FlowError::ManualInput(
+                "no address was pasted (end of input)".into(),
+            ));
+        }
+        if buf.len() > MAX_PASTED_URL {
+            return Err(FlowError::ManualInput(format!(
+                "the pasted line is longer than {MAX_PASTED_URL} bytes"
+            )));
+        }
+        let line = String::from_utf8(buf)
+            .map_err(|_| FlowError::ManualInput("the pasted address is not UTF-8".into()))?;
+        let line = line.trim();
+        if !line.is_empty() {
+            return Ok(line.to_owned());
+        }
+    }
+}
+
+/// The query of a pasted redirect address: a full URL, or just `?code=..&state=..`.
+fn pasted_query(line: &str) -> Result<String, FlowError> {
+    if let Ok(url) = Url::parse(line)
+        && url.has_host()
+    {
+        return Ok(url.query().unwrap_or_default().to_owned());
+    }
+    let q = line.split_once('?').map_or(line, |(_, q)| q);
+    let q = q.split('#').next().unwrap_or_default();
+    if q.contains('=') {
+        Ok(q.to_owned())
+    } else {
+        Err(FlowError::ManualInput(
+            "that does not look like the address the browser was sent to (expected http://127.0.0.1:PORT/?code=...&state=...)".into(),
+        ))
+    }
+}
+
+/// Binds the loopback redirect listener: the account's `redirect_uri` if it has
+/// one, else `127.0.0.1:port` (`port` 0 = any free port).
+async fn bind_redirect(account: &Account, port: u16) -> Result<(TcpListener, Url), FlowError> {
+    let (addr, fixed) = match &account.oauth.redirect_uri {
+        Some(r) => {
+            let rport = r.port().unwrap_or(80);
+            if port != 0 && port != rport {
+                return Err(FlowError::Config(format!(
+                    "--port {port} conflicts with the account's redirect_uri {r}"
+                )));
+            }
+            let ip = match r.host() {
+                Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip),
+                Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip),
+                _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            };
+            (SocketAddr::new(ip, rport), Some(r.clone()))
+        }
+        None => (SocketAddr::from((Ipv4Addr::LOCALHOST, port)), None),
+    };
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| FlowError::Bind {
+            port: addr.port(),
+            source,
+        })?;
     let port = listener
         .local_addr()
         .map_err(|source| FlowError::Bind { port, source })?
         .port();
-    let redirect = format!("http://127.0.0.1:{port}/");
-    let client = oauth_client(&account.oauth).set_redirect_uri(
-        RedirectUrl::new(redirect.clone()).map_err(|e| FlowError::Internal(e.to_string()))?,
-    );
-
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let state = crate::secret::random_token(32);
-    let mut request = client
-        .authorize_url(|| CsrfToken::new(state.clone()))
-        .add_scopes(account.oauth.scopes.iter().cloned().map(Scope::new))
-        .set_pkce_challenge(challenge);
-    if !account.upstream_username.is_empty() {
-        request = request.add_extra_param("login_hint", account.upstream_username.clone());
-    }
-    let (url, _) = request.url();
-
-    publish(&url, &opts, name, &redirect);
-    let deadline = tokio::time::Instant::now() + opts.timeout;
-    let code = match loopback::wait_for_callback(listener, &state, deadline).await {
-        None => return Err(FlowError::Timeout(opts.timeout)),
-        Some(Callback::Code(code)) => code,
-        Some(Callback::Denied(description)) => return Err(FlowError::Denied { description }),
-        Some(Callback::StateMismatch) => return Err(FlowError::StateMismatch),
-        Some(Callback::Error { error, description }) => {
-            return Err(FlowError::Authorization { error, description });
-        }
+    let url = match fixed {
+        Some(u) => u,
+        None => Url::parse(&format!("http://127.0.0.1:{port}/"))
+            .map_err(|e| FlowError::Internal(e.to_string()))?,
     };
+    Ok((listener, url))
+}
 
-    let recorder = StatusRecorder::new(http);
-    let result = client
-        .exchange_code(AuthorizationCode::new(code.expose_secret().to_owned()))
-        .set_pkce_verifier(verifier)
-        .request_async(&recorder)
-        .await;
-    let resp = result.map_err(|e| match classify_error(recorder.status(), &e) {
-        RefreshOutcome::Transient(m) | RefreshOutcome::NeedsConsent(m) => FlowError::Exchange(m),
-        RefreshOutcome::Refreshed(_) => FlowError::Exchange("unexpected".into()),
-    })?;
-    let rec = TokenRecord::from_login(name, &resp, &account.oauth.scopes, unix_now());
+/// The `login_hint` sent for `account`: the configured one (empty = none), else
+/// the upstream user name.
+fn login_hint(account: &Account) -> Option<&str> {
+    match &account.oauth.login_hint {
+        Some(h) => Some(h.as_str()),
+        None => Some(account.upstream_username.as_str()),
+    }
+    .filter(|h| !h.is_empty())
+}
+
+/// An authorization request waiting for its answer.
+struct Pending {
+    client: super::client::ConfiguredClient,
+    url: Url,
+    state: String,
+    verifier: oauth2::PkceCodeVerifier,
+}
+
+impl Pending {
+    fn new(account: &Account, redirect: &Url) -> Result<Pending, FlowError> {
+        let client = oauth_client(&account.oauth).set_redirect_uri(
+            RedirectUrl::new(redirect.to_string())
+                .map_err(|e| FlowError::Internal(e.to_string()))?,
+        );
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let state = crate::secret::random_token(32);
+        let mut request = client
+            .authorize_url(|| CsrfToken::new(state.clone()))
+            .add_scopes(account.oauth.scopes.iter().cloned().map(Scope::new))
+            .set_pkce_challenge(challenge);
+        if let Some(hint) = login_hint(account) {
+            request = request.add_extra_param("login_hint", hint.to_owned());
+        }
+        if let Some(prompt) = &account.oauth.prompt {
+            request = request.add_extra_param("prompt", prompt.clone());
+        }
+        let (url, _) = request.url();
+        Ok(Pending {
+            client,
+            url,
+            state,
+            verifier,
+        })
+    }
+
+    /// Turns the callback into tokens and saves them.
+    async fn finish(
+        self,
+        callback: Callback,
+        account: &Account,
+        store: &TokenStore,
+        http: &reqwest::Client,
+    ) -> Result<TokenRecord, FlowError> {
+        let code: SecretString = match callback {
+            Callback::Code(code) => code,
+            Callback::Denied(description) => return Err(FlowError::Denied { description }),
+            Callback::StateMismatch => return Err(FlowError::StateMismatch),
+            Callback::Error { error, description } => {
+                return Err(FlowError::Authorization { error, description });
+            }
+        };
+        let recorder = StatusRecorder::new(http);
+        let mut request = self
+            .client
+            .exchange_code(AuthorizationCode::new(code.expose_secret().to_owned()))
+            .set_pkce_verifier(self.verifier);
+        if let Some(scopes) = &account.oauth.token_scopes {
+            request = request.add_extra_param("scope", scopes.join(" "));
+        }
+        let result = request.request_async(&recorder).await;
+        let resp = result.map_err(|e| match classify_error(recorder.status(), &e) {
+            RefreshOutcome::Transient(m) | RefreshOutcome::NeedsConsent(m) => {
+                FlowError::Exchange(m)
+            }
+            RefreshOutcome::Refreshed(_) => FlowError::Exchange("unexpected".into()),
+        })?;
+        save_login(account, store, &resp, &account.oauth.scopes)
+    }
+}
+
+/// Saves the token response of a login (clearing any needs-login mark).
+pub(crate) fn save_login(
+    account: &Account,
+    store: &TokenStore,
+    resp: &BasicTokenResponse,
+    requested_scopes: &[String],
+) -> Result<TokenRecord, FlowError> {
+    let name = &account.username;
+    let rec = TokenRecord::from_login(name, resp, requested_scopes, unix_now());
     if rec.access_token.expose_secret().is_empty() {
         return Err(FlowError::Exchange(
             "token endpoint returned an empty access token".into(),
         ));
     }
-    if rec.refresh_token.is_none() {
+    if rec.refresh_token.is_none() && account.oauth.flow.is_interactive() {
         tracing::warn!(
             account = name.as_str(),
             "the token endpoint returned no refresh token; the login lasts only until the access token expires (Microsoft needs the `offline_access` scope)"

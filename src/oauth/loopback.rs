@@ -44,13 +44,14 @@ enum Verdict {
     Done(Callback),
 }
 
-/// Waits for the redirect until `deadline`; `None` on timeout.
+/// Waits for the redirect to `path` until `deadline`; `None` on timeout.
 pub async fn wait_for_callback(
     listener: TcpListener,
+    path: &str,
     expected_state: &str,
     deadline: Instant,
 ) -> Option<Callback> {
-    let expected: Arc<str> = Arc::from(expected_state);
+    let expected: Arc<(String, String)> = Arc::new((path.to_owned(), expected_state.to_owned()));
     let (tx, mut rx) = mpsc::channel::<Callback>(1);
     // Dropping the set on return aborts connections still in progress.
     let mut conns = JoinSet::new();
@@ -68,7 +69,7 @@ pub async fn wait_for_callback(
                     conns.spawn(async move {
                         let limit = Instant::now() + REQUEST_TIMEOUT;
                         if let Ok(Some(cb)) =
-                            tokio::time::timeout_at(limit, serve_one(stream, &expected)).await
+                            tokio::time::timeout_at(limit, serve_one(stream, &expected.0, &expected.1)).await
                         {
                             let _ = tx.send(cb).await;
                         }
@@ -81,7 +82,7 @@ pub async fn wait_for_callback(
 }
 
 /// Reads one request, answers it, and returns the callback if it was one.
-async fn serve_one(mut stream: TcpStream, expected: &str) -> Option<Callback> {
+async fn serve_one(mut stream: TcpStream, path: &str, expected: &str) -> Option<Callback> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     let head_end = loop {
@@ -99,7 +100,7 @@ async fn serve_one(mut stream: TcpStream, expected: &str) -> Option<Callback> {
         let room = MAX_REQUEST - buf.len();
         buf.extend_from_slice(&chunk[..n.min(room)]);
     };
-    let verdict = judge(&buf[..head_end], expected);
+    let verdict = judge(&buf[..head_end], path, expected);
     match verdict {
         Verdict::Ignore(status) => {
             respond(&mut stream, status, "Not found").await;
@@ -129,7 +130,7 @@ fn find_head_end(buf: &[u8]) -> Option<usize> {
 }
 
 /// Decides what a request head means.
-fn judge(head: &[u8], expected: &str) -> Verdict {
+fn judge(head: &[u8], expected_path: &str, expected: &str) -> Verdict {
     let Some(line) = head.split(|&b| b == b'\r').next() else {
         return Verdict::Ignore(400);
     };
@@ -148,9 +149,18 @@ fn judge(head: &[u8], expected: &str) -> Verdict {
         return Verdict::Ignore(405);
     }
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    if path != "/" {
+    if path != expected_path {
         return Verdict::Ignore(404);
     }
+    match callback_from_query(query, expected) {
+        None => Verdict::Ignore(404),
+        Some(cb) => Verdict::Done(cb),
+    }
+}
+
+/// What a redirect's query means; `None` when it has neither `code` nor `error`.
+/// The `state` is compared in constant time.
+pub(crate) fn callback_from_query(query: &str, expected: &str) -> Option<Callback> {
     let (mut code, mut state, mut error, mut description) = (None, None, None, None);
     for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
         let slot = match &*k {
@@ -162,7 +172,7 @@ fn judge(head: &[u8], expected: &str) -> Verdict {
         };
         if slot.is_some() {
             // A repeated parameter is malformed (RFC 6749 §3.1).
-            return Verdict::Done(Callback::StateMismatch);
+            return Some(Callback::StateMismatch);
         }
         *slot = Some(v.into_owned());
     }
@@ -170,14 +180,14 @@ fn judge(head: &[u8], expected: &str) -> Verdict {
         .as_deref()
         .is_some_and(|s| crate::secret::ct_eq(s.as_bytes(), expected.as_bytes()));
     match (code, error) {
-        (None, None) => Verdict::Ignore(404),
+        (None, None) => None,
         // A forged error can only cancel the login, so a missing state is tolerated;
         // a wrong one is not.
-        (_, Some(_)) if state.is_some() && !state_ok => Verdict::Done(Callback::StateMismatch),
-        (_, Some(e)) if e == "access_denied" => Verdict::Done(Callback::Denied(description)),
-        (_, Some(error)) => Verdict::Done(Callback::Error { error, description }),
-        (Some(_), None) if !state_ok => Verdict::Done(Callback::StateMismatch),
-        (Some(c), None) => Verdict::Done(Callback::Code(SecretString::from(c))),
+        (_, Some(_)) if state.is_some() && !state_ok => Some(Callback::StateMismatch),
+        (_, Some(e)) if e == "access_denied" => Some(Callback::Denied(description)),
+        (_, Some(error)) => Some(Callback::Error { error, description }),
+        (Some(_), None) if !state_ok => Some(Callback::StateMismatch),
+        (Some(c), None) => Some(Callback::Code(SecretString::from(c))),
     }
 }
 
@@ -229,17 +239,25 @@ mod tests {
     #[test]
     fn judges_requests() {
         let st = "s1";
-        let v = |t: &str| judge(&req(t), st);
+        let v = |t: &str| judge(&req(t), "/", st);
         assert!(matches!(v("/favicon.ico"), Verdict::Ignore(404)));
         assert!(matches!(v("/"), Verdict::Ignore(404)));
         assert!(matches!(v("/?foo=bar"), Verdict::Ignore(404)));
         assert!(matches!(
-            judge(b"POST /?code=c&state=s1 HTTP/1.1", st),
+            judge(b"POST /?code=c&state=s1 HTTP/1.1", "/", st),
             Verdict::Ignore(405)
         ));
-        assert!(matches!(judge(b"garbage", st), Verdict::Ignore(400)));
+        assert!(matches!(judge(b"garbage", "/", st), Verdict::Ignore(400)));
         assert!(matches!(
-            judge(b"GET / HTTP/1.1 x", st),
+            judge(&req("/cb?code=c&state=s1"), "/", st),
+            Verdict::Ignore(404)
+        ));
+        assert!(matches!(
+            judge(&req("/cb?code=c&state=s1"), "/cb", st),
+            Verdict::Done(Callback::Code(_))
+        ));
+        assert!(matches!(
+            judge(b"GET / HTTP/1.1 x", "/", st),
             Verdict::Ignore(400)
         ));
         match v("/?code=abc%2Fd&state=s1") {
@@ -289,7 +307,13 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let waiter = tokio::spawn(async move {
-            wait_for_callback(listener, "st", Instant::now() + Duration::from_secs(10)).await
+            wait_for_callback(
+                listener,
+                "/",
+                "st",
+                Instant::now() + Duration::from_secs(10),
+            )
+            .await
         });
         let get = |target: &'static str| async move {
             let mut s = TcpStream::connect(addr).await.unwrap();
@@ -320,8 +344,13 @@ mod tests {
     #[tokio::test]
     async fn times_out() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let got =
-            wait_for_callback(listener, "st", Instant::now() + Duration::from_millis(50)).await;
+        let got = wait_for_callback(
+            listener,
+            "/",
+            "st",
+            Instant::now() + Duration::from_millis(50),
+        )
+        .await;
         assert!(got.is_none());
     }
 }

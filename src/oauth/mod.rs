@@ -3,14 +3,21 @@
 //! * [`store`] keeps one encrypted record per account on disk;
 //! * [`client`] builds the oauth2 client and the shared HTTP client;
 //! * [`outcome`] classifies a token-endpoint answer (refreshed / transient / re-consent);
-//! * [`flows`] runs the authorization-code + PKCE login with a loopback redirect;
+//! * [`flows`] runs the authorization-code + PKCE login with a loopback redirect (or a
+//!   pasted redirect address), [`device`] the device-code login (RFC 8628),
+//!   [`client_credentials`] the app-only grant; [`login::login_account`] picks one;
 //! * [`TokenManager`] (here) hands out access tokens, refreshing each account's token at
 //!   most once at a time (single flight), with the store as the source of truth.
 
 pub mod client;
+pub mod client_credentials;
+pub mod device;
 pub mod flows;
+pub mod jwt;
 mod key;
+pub mod login;
 mod loopback;
+pub mod notify;
 pub mod outcome;
 pub mod store;
 
@@ -19,12 +26,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
-use oauth2::RefreshToken;
+use oauth2::{RefreshToken, Scope, TokenUrl};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::config::Account;
+use crate::config::{Account, EncryptWith, Flow};
 
-pub use flows::{FlowError, LoginOptions, UrlSink, login_authorization_code};
+pub use device::{DevicePrompt, DeviceSink};
+pub use flows::{
+    FlowError, LoginOptions, UrlSink, login_authorization_code, login_authorization_code_manual,
+};
+pub use login::login_account;
 pub use outcome::RefreshOutcome;
 pub use store::{StoreError, TokenKey, TokenRecord, TokenStore};
 
@@ -46,6 +57,12 @@ pub enum TokenError {
     /// Refresh failed for a reason that may go away; try again later.
     #[error("token refresh failed (temporary): {0}")]
     Transient(String),
+    /// The account's tokens are encrypted with the client's local password
+    /// (`encrypt_with = "client-password"`) and none was given.
+    #[error(
+        "account {account}'s tokens are encrypted with its client password: they can be used only while that client logs in"
+    )]
+    PasswordRequired { account: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
@@ -69,6 +86,9 @@ pub struct TokenStatus {
     pub scopes: Vec<String>,
     /// The last transient refresh failure seen by this process, if any.
     pub last_error: Option<String>,
+    /// The record is encrypted with the client's local password: it exists, but
+    /// nothing else about it can be known without that password.
+    pub client_password: bool,
 }
 
 impl TokenStatus {
@@ -85,6 +105,25 @@ impl TokenStatus {
             last_refresh: rec.and_then(|r| r.last_refresh),
             scopes: rec.map(|r| r.scopes.clone()).unwrap_or_default(),
             last_error: None,
+            client_password: false,
+        }
+    }
+
+    /// The status of a record sealed with a client password (contents unknown).
+    pub fn sealed(account: &str) -> Self {
+        TokenStatus {
+            stored: true,
+            client_password: true,
+            ..Self::from_record(account, None)
+        }
+    }
+
+    /// The status of `account` as `store` shows it without a password.
+    pub fn load(store: &TokenStore, account: &str) -> Result<Self, StoreError> {
+        match store.load(account) {
+            Ok(rec) => Ok(Self::from_record(account, rec.as_ref())),
+            Err(StoreError::PasswordRequired { .. }) => Ok(Self::sealed(account)),
+            Err(e) => Err(e),
         }
     }
 }
@@ -115,6 +154,7 @@ struct Inner {
     margin: Duration,
     retry_backoff: Duration,
     slots: DashMap<String, Arc<Slot>>,
+    notices: Option<notify::Notices>,
 }
 
 /// Per-account state. The async mutex is the single-flight lock: whoever holds it
@@ -154,7 +194,33 @@ impl TokenManager {
                 margin: refresh_margin,
                 retry_backoff: DEFAULT_RETRY_BACKOFF,
                 slots: DashMap::new(),
+                notices: None,
             }),
+        }
+    }
+
+    /// Tells `notifier` when an account stops getting tokens (see [`notify`]); call
+    /// before cloning.
+    pub fn with_notifier(mut self, notifier: Arc<dyn notify::Notifier>) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.notices = Some(notify::Notices::new(notifier)),
+            None => tracing::warn!("with_notifier called on a shared TokenManager; ignored"),
+        }
+        self
+    }
+
+    /// Reports that `account` needs attention, once per state change (a no-op
+    /// without a notifier).
+    pub fn notify(&self, account: &str, reason: notify::NoticeReason, message: &str) {
+        if let Some(n) = &self.inner.notices {
+            n.raise(account, reason, message);
+        }
+    }
+
+    /// `account` obtained a token: its next failure is notified again.
+    pub fn notice_resolved(&self, account: &str) {
+        if let Some(n) = &self.inner.notices {
+            n.clear(account);
         }
     }
 
@@ -182,9 +248,10 @@ impl TokenManager {
 
     async fn blocking<T: Send + 'static>(
         &self,
+        store: &TokenStore,
         f: impl FnOnce(&TokenStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, TokenError> {
-        let store = self.inner.store.clone();
+        let store = store.clone();
         tokio::task::spawn_blocking(move || f(&store))
             .await
             .map_err(|e| TokenError::Internal(format!("token store task: {e}")))?
@@ -193,12 +260,54 @@ impl TokenManager {
 
     /// A valid access token for `account`, refreshing it first if it expires within
     /// the refresh margin. Concurrent calls for one account share one refresh.
+    /// A client-password account needs [`access_token_with`](Self::access_token_with).
     pub async fn access_token(&self, account: &Account) -> Result<SecretString, TokenError> {
+        self.access_token_with(account, None).await
+    }
+
+    /// [`access_token`](Self::access_token), with the client's local password (already
+    /// checked against the account's hash) for an `encrypt_with = "client-password"`
+    /// account: its record is opened, refreshed and re-encrypted with a key derived
+    /// from `password`. Such an account is never served without a password, and its
+    /// record and derived key are not kept after the call (the next login derives the
+    /// key again). `password` is ignored for other accounts.
+    pub async fn access_token_with(
+        &self,
+        account: &Account,
+        password: Option<&SecretString>,
+    ) -> Result<SecretString, TokenError> {
         let name = account.username.as_str();
+        let sealed = account.encrypt_with == EncryptWith::ClientPassword;
+        let store = match (sealed, password) {
+            (false, _) => self.inner.store.clone(),
+            (true, Some(pw)) => self.inner.store.with_password(name, pw.clone()),
+            (true, None) => {
+                return Err(TokenError::PasswordRequired {
+                    account: name.to_owned(),
+                });
+            }
+        };
         let slot = self.slot(name);
         let mut st = slot.state.lock().await;
+        let result = self.access_token_locked(account, &store, &slot, &mut st).await;
+        if sealed {
+            // Nothing of a client-password account outlives the call.
+            st.record = None;
+            st.rejected = false;
+        }
+        result
+    }
+
+    async fn access_token_locked(
+        &self,
+        account: &Account,
+        store: &TokenStore,
+        slot: &Slot,
+        st: &mut SlotState,
+    ) -> Result<SecretString, TokenError> {
+        let name = account.username.as_str();
         let rejected = slot.stale.lock().map(|mut g| g.take()).unwrap_or(None);
-        if let (Some(bad), Some(rec)) = (rejected, &st.record)
+        if let (Some(bad), Some(rec)) = (&rejected, &st.record)
             && crate::secret::ct_eq(
                 bad.expose_secret().as_bytes(),
                 rec.access_token.expose_secret().as_bytes(),
@@ -207,14 +316,15 @@ impl TokenManager {
             st.rejected = true;
         }
         let margin = self.inner.margin;
-        if let Some(r) = usable(&st, margin) {
+        if let Some(r) = usable(st, margin) {
             return Ok(r.access_token.clone());
         }
 
         // Slow path. The store is the source of truth: another process (`login`, or a
         // second proxy) may have written a newer grant.
         let owned = name.to_owned();
-        match self.blocking(move |s| s.load(&owned)).await? {
+        match self.blocking(store, move |s| s.load(&owned)).await? {
+            None if fetches_itself(account) => st.record = None,
             None => {
                 st.record = None;
                 return Err(needs_login(name, "no token stored; run login"));
@@ -231,19 +341,35 @@ impl TokenManager {
                 }
             }
         }
-        let rec = st.record.clone().expect("record set above");
-        if let Some(reason) = &rec.needs_login {
+        // A record loaded just now (always, for a client-password account) may hold
+        // the token upstream rejected.
+        if let (Some(bad), Some(rec)) = (&rejected, &st.record)
+            && crate::secret::ct_eq(
+                bad.expose_secret().as_bytes(),
+                rec.access_token.expose_secret().as_bytes(),
+            )
+        {
+            st.rejected = true;
+        }
+        if let Some(reason) = st.record.as_ref().and_then(|r| r.needs_login.as_ref()) {
             return Err(needs_login(name, reason));
         }
-        if let Some(r) = usable(&st, margin) {
+        if let Some(r) = usable(st, margin) {
             return Ok(r.access_token.clone());
         }
-        let still_valid = usable(&st, Duration::ZERO).map(|r| r.access_token.clone());
+        let still_valid = usable(st, Duration::ZERO).map(|r| r.access_token.clone());
         if let Some((at, msg)) = &st.last_failure
             && at.elapsed() < self.inner.retry_backoff
         {
             return still_valid.ok_or_else(|| TokenError::Transient(msg.clone()));
         }
+        if fetches_itself(account) {
+            return self.fetch_itself(account, st, still_valid).await;
+        }
+        let rec = st
+            .record
+            .clone()
+            .expect("user flows return above when nothing is stored");
         let Some(refresh_token) = rec.refresh_token.clone() else {
             return still_valid.ok_or_else(|| {
                 needs_login(name, "access token expired and no refresh token is stored")
@@ -252,9 +378,10 @@ impl TokenManager {
 
         match self.refresh(account, &rec, &refresh_token).await {
             RefreshOutcome::Refreshed(new) => {
+                self.notice_resolved(name);
                 let token = new.access_token.clone();
                 let (owned, to_save) = (name.to_owned(), new.clone());
-                if let Err(e) = self.blocking(move |s| s.save(&owned, &to_save)).await {
+                if let Err(e) = self.blocking(store, move |s| s.save(&owned, &to_save)).await {
                     // Keep going with the new token; a restart may need a new login if
                     // the server rotated the refresh token.
                     tracing::error!(account = name, "cannot save refreshed token: {e}");
@@ -285,10 +412,71 @@ impl TokenManager {
                 let mut marked = rec;
                 marked.needs_login = Some(reason.clone());
                 let (owned, to_save) = (name.to_owned(), marked.clone());
-                if let Err(e) = self.blocking(move |s| s.save(&owned, &to_save)).await {
+                if let Err(e) = self.blocking(store, move |s| s.save(&owned, &to_save)).await {
                     tracing::error!(account = name, "cannot record needs-login state: {e}");
                 }
                 st.record = Some(marked);
+                self.notify(name, notify::NoticeReason::InvalidGrant, &reason);
+                Err(needs_login(name, &reason))
+            }
+        }
+    }
+
+    /// A new token for a flow without refresh tokens (client credentials), under
+    /// the slot's lock: saved and cached on success; a transient failure keeps a
+    /// still-valid token; a rejected client marks the account as needing `login`.
+    async fn fetch_itself(
+        &self,
+        account: &Account,
+        st: &mut SlotState,
+        still_valid: Option<SecretString>,
+    ) -> Result<SecretString, TokenError> {
+        let name = account.username.as_str();
+        let outcome = match account.oauth.flow {
+            Flow::ClientCredentials => client_credentials::fetch(account, &self.inner.http).await,
+            Flow::JwtBearer => jwt::fetch(account, &self.inner.http).await,
+            f => RefreshOutcome::NeedsConsent(format!("flow {} cannot fetch tokens", f.name())),
+        };
+        match outcome {
+            RefreshOutcome::Refreshed(new) => {
+                let token = new.access_token.clone();
+                let (owned, to_save) = (name.to_owned(), new.clone());
+                if let Err(e) = self.blocking(&self.inner.store, move |s| s.save(&owned, &to_save)).await {
+                    tracing::error!(account = name, "cannot save fetched token: {e}");
+                }
+                self.notice_resolved(name);
+                tracing::info!(
+                    account = name,
+                    flow = account.oauth.flow.name(),
+                    expires_at = new.expires_at,
+                    "new access token fetched"
+                );
+                st.record = Some(new);
+                st.rejected = false;
+                st.last_failure = None;
+                Ok(token)
+            }
+            RefreshOutcome::Transient(msg) => {
+                tracing::warn!(account = name, "token fetch failed, will retry: {msg}");
+                self.notify(name, notify::NoticeReason::FetchFailed, &msg);
+                st.last_failure = Some((Instant::now(), msg.clone()));
+                still_valid.ok_or(TokenError::Transient(msg))
+            }
+            RefreshOutcome::NeedsConsent(msg) => {
+                let reason = format!("token request rejected: {msg}");
+                tracing::warn!(
+                    account = name,
+                    "account {name} needs `oauth-mail-proxy login {name}` once its client is fixed: {reason}"
+                );
+                if let Some(mut marked) = st.record.clone() {
+                    marked.needs_login = Some(reason.clone());
+                    let (owned, to_save) = (name.to_owned(), marked.clone());
+                    if let Err(e) = self.blocking(&self.inner.store, move |s| s.save(&owned, &to_save)).await {
+                        tracing::error!(account = name, "cannot record needs-login state: {e}");
+                    }
+                    st.record = Some(marked);
+                }
+                self.notify(name, notify::NoticeReason::FetchFailed, &reason);
                 Err(needs_login(name, &reason))
             }
         }
@@ -300,10 +488,15 @@ impl TokenManager {
         rec: &TokenRecord,
         rt: &SecretString,
     ) -> RefreshOutcome {
-        let client = client::oauth_client(&account.oauth);
+        let client = client::oauth_client(&account.oauth)
+            .set_token_uri(TokenUrl::from_url(account.oauth.refresh_url.clone()));
         let recorder = client::StatusRecorder::new(&self.inner.http);
         let rt = RefreshToken::new(rt.expose_secret().to_owned());
-        let request = client.exchange_refresh_token(&rt).request_async(&recorder);
+        let mut request = client.exchange_refresh_token(&rt);
+        if let Some(scopes) = &account.oauth.token_scopes {
+            request = request.add_scopes(scopes.iter().cloned().map(Scope::new));
+        }
+        let request = request.request_async(&recorder);
         // Guards the per-account lock even if `http` was built without timeouts.
         let Ok(result) = tokio::time::timeout(REFRESH_TIMEOUT, request).await else {
             return RefreshOutcome::Transient(format!(
@@ -327,8 +520,7 @@ impl TokenManager {
     /// A secret-free summary of `account`'s tokens. Reads the store (a small blocking
     /// file read) and adds what this process knows (rejected token, last failure).
     pub fn status(&self, account: &str) -> Result<TokenStatus, TokenError> {
-        let rec = self.inner.store.load(account)?;
-        let mut status = TokenStatus::from_record(account, rec.as_ref());
+        let mut status = TokenStatus::load(&self.inner.store, account)?;
         let slot = self.inner.slots.get(account).map(|s| Arc::clone(&s));
         if let Some(slot) = slot {
             if slot.stale.lock().is_ok_and(|g| g.is_some()) {
@@ -343,6 +535,15 @@ impl TokenManager {
         }
         Ok(status)
     }
+}
+
+/// Flows whose tokens the proxy fetches by itself, without a user or a refresh
+/// token, whenever the current one nears its expiry.
+fn fetches_itself(account: &Account) -> bool {
+    matches!(
+        account.oauth.flow,
+        Flow::ClientCredentials | Flow::JwtBearer
+    )
 }
 
 fn needs_login(account: &str, reason: &str) -> TokenError {

@@ -211,6 +211,14 @@ mod tests {
             authorize_url: "https://a.example/auth".parse().unwrap(),
             token_url: "https://a.example/token".parse().unwrap(),
             scopes: vec![],
+            flow: crate::config::Flow::AuthorizationCode,
+            device_authorization_url: None,
+            refresh_url: "https://a.example/token".parse().unwrap(),
+            token_scopes: None,
+            login_hint: None,
+            prompt: None,
+            redirect_uri: None,
+            revocation_url: None,
         };
         let body = body.as_bytes().to_vec();
         let http = move |_req: oauth2::HttpRequest| {

@@ -11,6 +11,14 @@
 //! * Key: 32 bytes, from `$OAUTH_MAIL_PROXY_TOKEN_KEY` (base64) or `<state_dir>/token.key`
 //!   (base64 text, created 0600 on first use). We refuse to create a new key while token
 //!   files exist: they could never be decrypted again.
+//! * `encrypt_with = "client-password"` accounts use a second format: `MAGIC_PW`
+//!   (8 bytes) ‖ salt (16 bytes) ‖ nonce (24 bytes) ‖ ciphertext, the key derived with
+//!   Argon2id (v19, m = 19 MiB, t = 2, p = 1, fixed for this format version) from the
+//!   client's local password and the record's random salt; the AAD is `AAD_TAG_PW` ‖
+//!   SHA-256(account name). Such a file can be read only with that password
+//!   ([`TokenStore::load_with_password`]); [`TokenStore::load`] says so
+//!   ([`StoreError::PasswordRequired`]) and [`TokenStore::list`] skips it (its account
+//!   name is sealed too).
 //! * Writes are atomic (temp file in the same directory, 0600, fsync, rename, fsync dir).
 //!   A file that does not decrypt is never overwritten: `save` fails, `delete` removes it.
 
@@ -20,8 +28,8 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chacha20poly1305::XNonce;
-use chacha20poly1305::aead::{Aead, Payload};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -36,6 +44,9 @@ pub const TOKENS_DIR: &str = "tokens";
 const MAGIC: &[u8; 8] = b"OMPTOK1\n";
 const AAD_TAG: &[u8] = b"oauth-mail-proxy token store v1\0";
 const NONCE_LEN: usize = 24;
+const MAGIC_PW: &[u8; 8] = b"OMPTOKP\n";
+const AAD_TAG_PW: &[u8] = b"oauth-mail-proxy token store v1 client-password\0";
+const SALT_LEN: usize = 16;
 /// Token files are small; anything bigger is not ours.
 const MAX_FILE: u64 = 1 << 20;
 
@@ -58,6 +69,11 @@ pub enum StoreError {
     Decrypt { path: PathBuf },
     #[error("{}: corrupt token file: {reason}", path.display())]
     Corrupt { path: PathBuf, reason: String },
+    #[error(
+        "{}: token file is encrypted with the client's local password (encrypt_with = \"client-password\"); it can be read only while that client logs in",
+        path.display()
+    )]
+    PasswordRequired { path: PathBuf },
     #[error(
         "{}: existing token file cannot be decrypted with the current key; refusing to overwrite it (fix the key, or delete the file / run `delete` for this account)",
         path.display()
@@ -131,6 +147,36 @@ pub struct TokenStore {
 struct Inner {
     dir: PathBuf,
     key: TokenKey,
+    /// Set by [`TokenStore::with_password`]: this account's record is read and written
+    /// with this password (client-password format).
+    password: Option<(String, SecretString)>,
+}
+
+/// A key derived from a client password and one record's salt. Wiped on drop; lives
+/// only for one load or save.
+struct PasswordKey {
+    salt: [u8; SALT_LEN],
+    key: Zeroizing<[u8; 32]>,
+}
+
+impl PasswordKey {
+    fn derive(password: &SecretString, salt: [u8; SALT_LEN]) -> Result<Self, StoreError> {
+        let mut key = Zeroizing::new([0u8; 32]);
+        argon2::Argon2::default()
+            .hash_password_into(password.expose_secret().as_bytes(), &salt, key.as_mut())
+            .map_err(|e| StoreError::Key(format!("cannot derive the password key: {e}")))?;
+        Ok(PasswordKey { salt, key })
+    }
+
+    fn cipher(&self) -> XChaCha20Poly1305 {
+        XChaCha20Poly1305::new(self.key.as_slice().into())
+    }
+}
+
+/// Which key a record is (to be) sealed with.
+enum Seal<'a> {
+    StateKey,
+    Password(&'a PasswordKey),
 }
 
 /// Creates `dir` (and parents) with mode 0700 if it is missing.
@@ -205,8 +251,33 @@ impl TokenStore {
         let dir = state_dir.join(TOKENS_DIR);
         ensure_private_dir(&dir)?;
         Ok(TokenStore {
-            inner: Arc::new(Inner { dir, key }),
+            inner: Arc::new(Inner {
+                dir,
+                key,
+                password: None,
+            }),
         })
+    }
+
+    /// A handle on the same store whose [`load`](Self::load) and [`save`](Self::save)
+    /// use `password` for `account` (as [`load_with_password`](Self::load_with_password)
+    /// and [`save_with_password`](Self::save_with_password) do): lets the login flows
+    /// store a client-password account's tokens unchanged.
+    pub fn with_password(&self, account: &str, password: SecretString) -> TokenStore {
+        TokenStore {
+            inner: Arc::new(Inner {
+                dir: self.inner.dir.clone(),
+                key: self.inner.key.clone(),
+                password: Some((account.to_owned(), password)),
+            }),
+        }
+    }
+
+    fn password_for(&self, account: &str) -> Option<&SecretString> {
+        match &self.inner.password {
+            Some((a, pw)) if a == account => Some(pw),
+            _ => None,
+        }
     }
 
     /// The directory holding the token files.
@@ -220,12 +291,46 @@ impl TokenStore {
     }
 
     /// Loads `account`'s record; `Ok(None)` when there is none.
+    /// A client-password record fails with [`StoreError::PasswordRequired`] (unless
+    /// this handle came from [`with_password`](Self::with_password) for `account`).
     pub fn load(&self, account: &str) -> Result<Option<TokenRecord>, StoreError> {
+        if let Some(pw) = self.password_for(account) {
+            return self.load_with_password(account, pw);
+        }
+        self.load_inner(account, None)
+    }
+
+    /// Loads `account`'s record with the client's local password: a client-password
+    /// record (the key derived from `password` and its salt), or a state-key record (so
+    /// an account switched to `encrypt_with = "client-password"` is re-encrypted on its
+    /// next save). A wrong password is [`StoreError::Decrypt`]; the file is untouched.
+    pub fn load_with_password(
+        &self,
+        account: &str,
+        password: &SecretString,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        self.load_inner(account, Some(password))
+    }
+
+    fn load_inner(
+        &self,
+        account: &str,
+        password: Option<&SecretString>,
+    ) -> Result<Option<TokenRecord>, StoreError> {
         let path = self.path_for(account);
         let Some(data) = read_bounded(&path)? else {
             return Ok(None);
         };
-        let rec = self.decrypt(&path, &account_hash(account), &data)?;
+        let hash = account_hash(account);
+        let rec = if data.starts_with(MAGIC_PW) {
+            let Some(pw) = password else {
+                return Err(StoreError::PasswordRequired { path });
+            };
+            let pk = PasswordKey::derive(pw, salt_of(&path, &data)?)?;
+            self.decrypt(&path, &hash, &data, Seal::Password(&pk))?
+        } else {
+            self.decrypt(&path, &hash, &data, Seal::StateKey)?
+        };
         if rec.account != account {
             return Err(StoreError::Corrupt {
                 path,
@@ -237,15 +342,56 @@ impl TokenStore {
 
     /// Saves `account`'s record atomically. `rec.account` is set to `account`.
     pub fn save(&self, account: &str, rec: &TokenRecord) -> Result<(), StoreError> {
+        if let Some(pw) = self.password_for(account) {
+            return self.save_with_password(account, rec, pw);
+        }
         let path = self.path_for(account);
         let hash = account_hash(account);
         // Never replace a file we cannot read: it may hold tokens under another key.
         if let Some(old) = read_bounded(&path)?
-            && self.decrypt(&path, &hash, &old).is_err()
+            && self.decrypt(&path, &hash, &old, Seal::StateKey).is_err()
         {
             return Err(StoreError::WouldOverwrite { path });
         }
-        let data = self.encrypt(&path, &hash, account, rec)?;
+        let data = self.encrypt(&path, &hash, account, rec, Seal::StateKey)?;
+        self.write_atomic(&path, &data)
+    }
+
+    /// Saves `account`'s record encrypted with a key derived from the client's local
+    /// `password` (the client-password format). An existing file must open with that
+    /// password (its salt, and so its derived key, is reused: one derivation per save)
+    /// or with the state key; otherwise [`StoreError::WouldOverwrite`], file untouched.
+    pub fn save_with_password(
+        &self,
+        account: &str,
+        rec: &TokenRecord,
+        password: &SecretString,
+    ) -> Result<(), StoreError> {
+        let path = self.path_for(account);
+        let hash = account_hash(account);
+        let pk = match read_bounded(&path)? {
+            Some(old) if old.starts_with(MAGIC_PW) => {
+                let salt =
+                    salt_of(&path, &old).map_err(|_| StoreError::WouldOverwrite { path: path.clone() })?;
+                let pk = PasswordKey::derive(password, salt)?;
+                if self
+                    .decrypt(&path, &hash, &old, Seal::Password(&pk))
+                    .is_err()
+                {
+                    return Err(StoreError::WouldOverwrite { path });
+                }
+                pk
+            }
+            Some(old) if self.decrypt(&path, &hash, &old, Seal::StateKey).is_err() => {
+                return Err(StoreError::WouldOverwrite { path });
+            }
+            _ => PasswordKey::derive(password, crate::secret::random_bytes::<SALT_LEN>())?,
+        };
+        let data = self.encrypt(&path, &hash, account, rec, Seal::Password(&pk))?;
+        self.write_atomic(&path, &data)
+    }
+
+    fn write_atomic(&self, path: &Path, data: &[u8]) -> Result<(), StoreError> {
         let dir = &self.inner.dir;
         let mut tmp = tempfile::Builder::new()
             .prefix(".tmp-")
@@ -255,12 +401,12 @@ impl TokenStore {
         tmp.as_file()
             .set_permissions(fs::Permissions::from_mode(0o600))
             .map_err(io_err("chmod", &tmp_path))?;
-        tmp.write_all(&data).map_err(io_err("write", &tmp_path))?;
+        tmp.write_all(data).map_err(io_err("write", &tmp_path))?;
         tmp.as_file()
             .sync_all()
             .map_err(io_err("fsync", &tmp_path))?;
-        tmp.persist(&path)
-            .map_err(|e| io_err("rename temporary file to", &path)(e.error))?;
+        tmp.persist(path)
+            .map_err(|e| io_err("rename temporary file to", path)(e.error))?;
         sync_dir(dir)
     }
 
@@ -278,7 +424,8 @@ impl TokenStore {
     }
 
     /// The account names that have a record, sorted. Fails on the first file that does
-    /// not decrypt (naming it); temporary files and foreign names are ignored.
+    /// not decrypt (naming it); temporary files and foreign names are ignored, and so
+    /// are client-password records (their account name is sealed with the password).
     pub fn list(&self) -> Result<Vec<String>, StoreError> {
         let dir = &self.inner.dir;
         let mut names = Vec::new();
@@ -291,7 +438,10 @@ impl TokenStore {
             let Some(data) = read_bounded(&path)? else {
                 continue; // deleted meanwhile
             };
-            let rec = self.decrypt(&path, &hash, &data)?;
+            if data.starts_with(MAGIC_PW) {
+                continue;
+            }
+            let rec = self.decrypt(&path, &hash, &data, Seal::StateKey)?;
             if account_hash(&rec.account) != hash {
                 return Err(StoreError::Corrupt {
                     path,
@@ -310,6 +460,7 @@ impl TokenStore {
         hash: &[u8; 32],
         account: &str,
         rec: &TokenRecord,
+        seal: Seal<'_>,
     ) -> Result<Vec<u8>, StoreError> {
         let wire = WireOut {
             account,
@@ -328,11 +479,15 @@ impl TokenStore {
             reason: format!("cannot encode record: {e}"),
         })?;
         let nonce_bytes = crate::secret::random_bytes::<NONCE_LEN>();
-        let aad = aad(hash);
-        let ct = self
-            .inner
-            .key
-            .cipher()
+        let (cipher, aad, header) = match seal {
+            Seal::StateKey => (self.inner.key.cipher(), aad(hash), MAGIC.to_vec()),
+            Seal::Password(pk) => (
+                pk.cipher(),
+                [AAD_TAG_PW, hash.as_slice()].concat(),
+                [MAGIC_PW.as_slice(), pk.salt.as_slice()].concat(),
+            ),
+        };
+        let ct = cipher
             .encrypt(
                 XNonce::from_slice(&nonce_bytes),
                 Payload {
@@ -344,8 +499,8 @@ impl TokenStore {
                 path: path.to_path_buf(),
                 reason: "encryption failed".into(),
             })?;
-        let mut out = Vec::with_capacity(MAGIC.len() + NONCE_LEN + ct.len());
-        out.extend_from_slice(MAGIC);
+        let mut out = Vec::with_capacity(header.len() + NONCE_LEN + ct.len());
+        out.extend_from_slice(&header);
         out.extend_from_slice(&nonce_bytes);
         out.extend_from_slice(&ct);
         Ok(out)
@@ -356,23 +511,33 @@ impl TokenStore {
         path: &Path,
         hash: &[u8; 32],
         data: &[u8],
+        seal: Seal<'_>,
     ) -> Result<TokenRecord, StoreError> {
         let corrupt = |reason: &str| StoreError::Corrupt {
             path: path.to_path_buf(),
             reason: reason.to_string(),
         };
-        let rest = data
-            .strip_prefix(MAGIC.as_slice())
-            .ok_or_else(|| corrupt("not an oauth-mail-proxy token file (bad header)"))?;
+        let (rest, cipher, aad) = match seal {
+            Seal::StateKey => (
+                data.strip_prefix(MAGIC.as_slice()),
+                self.inner.key.cipher(),
+                aad(hash),
+            ),
+            Seal::Password(pk) => (
+                data.strip_prefix(MAGIC_PW.as_slice())
+                    .and_then(|r| r.strip_prefix(pk.salt.as_slice())),
+                pk.cipher(),
+                [AAD_TAG_PW, hash.as_slice()].concat(),
+            ),
+        };
+        let rest =
+            rest.ok_or_else(|| corrupt("not an oauth-mail-proxy token file (bad header)"))?;
         if rest.len() < NONCE_LEN + 16 {
             return Err(corrupt("truncated"));
         }
         let (nonce, ct) = rest.split_at(NONCE_LEN);
-        let aad = aad(hash);
         let plain = Zeroizing::new(
-            self.inner
-                .key
-                .cipher()
+            cipher
                 .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad: &aad })
                 .map_err(|_| StoreError::Decrypt {
                     path: path.to_path_buf(),
@@ -391,6 +556,16 @@ impl TokenStore {
             needs_login: w.needs_login,
         })
     }
+}
+
+/// The salt of a client-password file.
+fn salt_of(path: &Path, data: &[u8]) -> Result<[u8; SALT_LEN], StoreError> {
+    data.get(MAGIC_PW.len()..MAGIC_PW.len() + SALT_LEN)
+        .and_then(|s| s.try_into().ok())
+        .ok_or_else(|| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason: "truncated".into(),
+        })
 }
 
 /// A position-only description of a JSON error: serde_json messages may quote values.

@@ -168,3 +168,123 @@ fn debug_is_redacted() {
     let dbg = format!("{rec:?}");
     assert!(!dbg.contains("access-very-secret") && !dbg.contains("refresh-secret"));
 }
+
+fn keyed_store(dir: &Path) -> TokenStore {
+    TokenStore::open_with_key(dir, TokenKey::generate()).unwrap()
+}
+
+#[test]
+fn client_password_roundtrip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = keyed_store(tmp.path());
+    let pw = SecretString::from("correct horse battery");
+    store
+        .save_with_password("alice", &record("alice", "access-pw-1"), &pw)
+        .unwrap();
+    let data = fs::read(store.path_for("alice")).unwrap();
+    assert!(data.starts_with(MAGIC_PW), "the client-password format");
+    assert!(!contains(&data, b"access-pw-1") && !contains(&data, b"alice"));
+
+    let back = store.load_with_password("alice", &pw).unwrap().unwrap();
+    assert_eq!(back.access_token.expose_secret(), "access-pw-1");
+    assert_eq!(
+        back.refresh_token.unwrap().expose_secret(),
+        "refresh-secret"
+    );
+    // Without the password: said so, nothing else; `list` skips the sealed record.
+    assert!(matches!(
+        store.load("alice"),
+        Err(StoreError::PasswordRequired { .. })
+    ));
+    assert!(store.list().unwrap().is_empty());
+    // A handle bound to the password reads and writes it like the plain API; the
+    // salt is kept (one derivation per save), the nonce is fresh.
+    let bound = store.with_password("alice", pw.clone());
+    bound.save("alice", &record("alice", "access-pw-2")).unwrap();
+    let again = fs::read(store.path_for("alice")).unwrap();
+    assert_eq!(again[..8 + SALT_LEN], data[..8 + SALT_LEN]);
+    assert_ne!(again, data);
+    let back = bound.load("alice").unwrap().unwrap();
+    assert_eq!(back.access_token.expose_secret(), "access-pw-2");
+    // A second key-file-less store (another state key) still opens it: the key is
+    // the password alone.
+    let other = keyed_store(tmp.path());
+    assert!(other.load_with_password("alice", &pw).unwrap().is_some());
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn client_password_wrong_password_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = keyed_store(tmp.path());
+    let pw = SecretString::from("right password");
+    let wrong = SecretString::from("wrong password");
+    store
+        .save_with_password("alice", &record("alice", "access-1"), &pw)
+        .unwrap();
+    let path = store.path_for("alice");
+    let before = fs::read(&path).unwrap();
+
+    let e = store.load_with_password("alice", &wrong).unwrap_err();
+    assert!(matches!(e, StoreError::Decrypt { .. }), "{e}");
+    assert!(!e.to_string().contains("access-1"));
+    let e = store
+        .save_with_password("alice", &record("alice", "evil"), &wrong)
+        .unwrap_err();
+    assert!(matches!(e, StoreError::WouldOverwrite { .. }), "{e}");
+    // The state key cannot replace it either.
+    let e = store.save("alice", &record("alice", "evil")).unwrap_err();
+    assert!(matches!(e, StoreError::WouldOverwrite { .. }), "{e}");
+    assert_eq!(fs::read(&path).unwrap(), before, "file untouched");
+    assert_eq!(file_names(store.dir()).len(), 1, "no stray temp file");
+    assert!(store.load_with_password("alice", &pw).unwrap().is_some());
+}
+
+#[test]
+fn client_password_tamper_and_swap_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = keyed_store(tmp.path());
+    let pw = SecretString::from("pw");
+    store
+        .save_with_password("alice", &record("alice", "a"), &pw)
+        .unwrap();
+    store
+        .save_with_password("bob", &record("bob", "b"), &pw)
+        .unwrap();
+    let path = store.path_for("alice");
+    let good = fs::read(&path).unwrap();
+    // Any flipped byte (salt, nonce or ciphertext) fails; a truncated file too.
+    for i in [8, 8 + SALT_LEN, good.len() - 1] {
+        let mut bad = good.clone();
+        bad[i] ^= 1;
+        fs::write(&path, &bad).unwrap();
+        assert!(store.load_with_password("alice", &pw).is_err(), "byte {i}");
+    }
+    fs::write(&path, &good[..20]).unwrap();
+    assert!(matches!(
+        store.load_with_password("alice", &pw),
+        Err(StoreError::Corrupt { .. })
+    ));
+    // Bob's file copied over Alice's (same password) fails: the AAD binds the account.
+    fs::copy(store.path_for("bob"), &path).unwrap();
+    assert!(matches!(
+        store.load_with_password("alice", &pw),
+        Err(StoreError::Decrypt { .. })
+    ));
+}
+
+#[test]
+fn state_key_record_migrates_to_client_password() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = keyed_store(tmp.path());
+    let pw = SecretString::from("pw");
+    store.save("alice", &record("alice", "old")).unwrap();
+    let rec = store.load_with_password("alice", &pw).unwrap().unwrap();
+    assert_eq!(rec.access_token.expose_secret(), "old");
+    store.save_with_password("alice", &rec, &pw).unwrap();
+    assert!(fs::read(store.path_for("alice")).unwrap().starts_with(MAGIC_PW));
+    assert!(store.load_with_password("alice", &pw).unwrap().is_some());
+}

@@ -6,9 +6,11 @@
 
 mod protocols;
 mod smtp_probe;
+pub mod upstream;
 
 pub use protocols::{Backend, Frontend, Imap, Pop3, Protocol, Smtp};
 pub use smtp_probe::ProbeCache;
+pub use upstream::{LoggedIn, LoginError, UpstreamFailure};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,13 +22,12 @@ use tracing::{debug, info, warn};
 
 use crate::accounts::Accounts;
 use crate::config::{Account, ListenTls, Listener, Proxy};
-use crate::connector::{self, Target};
+use crate::connector::Target;
 use crate::driver::{DriveError, Upgrade, drive};
 use crate::error::{SessionError, Side};
 use crate::oauth::{TokenError, TokenManager};
-use crate::proto::{
-    Credentials, Limits, LocalTls, LoginRejection, UpstreamAuthError, UpstreamLogin, UpstreamTls,
-};
+use secrecy::SecretString;
+use crate::proto::{Credentials, Limits, LocalTls, LoginRejection, UpstreamAuthError};
 use crate::stream::Stream;
 
 /// What every session of the process shares.
@@ -35,6 +36,7 @@ pub struct Shared {
     pub accounts: Accounts,
     pub tokens: TokenManager,
     pub limits: Limits,
+    pub throttle: crate::throttle::Throttle,
     pub shutdown: tokio_util::sync::CancellationToken,
 }
 
@@ -132,14 +134,24 @@ async fn session<P: Protocol>(
             }
         };
         let Some(account) = shared.accounts.authenticate(&creds).await else {
-            warn!(%peer, user = %creds.username, "local authentication failed");
-            tokio::time::sleep(shared.proxy.auth_failure_delay).await;
+            let delay = shared
+                .throttle
+                .failed(peer.ip(), &creds.username, Instant::now());
+            warn!(%peer, user = %creds.username, delay_ms = delay.as_millis() as u64, "local authentication failed");
+            tokio::time::sleep(delay).await;
             machine.reject(LoginRejection::BadCredentials);
             continue;
         };
+        shared.throttle.succeeded(&creds.username);
+        // The checked password opens a client-password account's tokens; it lives
+        // only until the upstream login is done.
+        let password = (account.encrypt_with == crate::config::EncryptWith::ClientPassword)
+            .then(|| creds.password.clone());
         drop(creds);
         let ehlo = P::upstream_hint(&machine);
-        match upstream_login::<P>(shared, lc, &account, &ehlo).await {
+        let outcome = upstream_login::<P>(shared, lc, &account, &ehlo, password.as_ref()).await;
+        drop(password);
+        match outcome {
             UpstreamOutcome::Rejected(reason) => machine.reject(reason),
             UpstreamOutcome::LoggedIn {
                 stream: mut up,
@@ -176,110 +188,60 @@ async fn session<P: Protocol>(
     }
 }
 
-/// Gets a token and logs in upstream; a token the server rejects is dropped and a
-/// fresh one tried once, so a token revoked early does not need a new `login`.
+/// Logs in upstream (see [`upstream::login`]) and turns a failure into what the
+/// client is told.
 async fn upstream_login<P: Protocol>(
     shared: &Shared,
     lc: &ListenerCtx,
     account: &Account,
     hint: &str,
+    password: Option<&SecretString>,
 ) -> UpstreamOutcome {
-    let mut retried = false;
-    loop {
-        let token = match shared.tokens.access_token(account).await {
-            Ok(t) => t,
-            Err(TokenError::NeedsLogin { reason, .. }) => {
-                warn!(user = %account.username, "token needs re-authorisation: {reason}");
-                return UpstreamOutcome::Rejected(LoginRejection::NeedsReauthorization(format!(
-                    "OAuth token for {} needs re-authorisation: run `oauth-mail-proxy login {}`",
-                    account.username, account.username
-                )));
-            }
-            Err(e) => {
-                warn!(user = %account.username, "cannot get an access token: {e}");
-                return UpstreamOutcome::Rejected(LoginRejection::Unavailable(
-                    "Cannot obtain an OAuth access token right now; try again later".into(),
-                ));
-            }
-        };
-        match upstream::<P>(shared, &lc.upstream, account, &token, hint).await {
-            Ok((stream, capabilities, leftover)) => {
-                return UpstreamOutcome::LoggedIn {
-                    stream,
-                    capabilities,
-                    leftover,
-                };
-            }
-            Err(UpstreamFailure::Auth(UpstreamAuthError::TokenRejected { status })) if !retried => {
-                warn!(user = %account.username, %status, "upstream rejected the access token; refreshing once");
-                shared.tokens.invalidate(&account.username, &token);
-                retried = true;
-            }
-            Err(UpstreamFailure::Auth(UpstreamAuthError::TokenRejected { status })) => {
-                warn!(user = %account.username, %status, "upstream rejected a fresh access token");
-                return UpstreamOutcome::Rejected(LoginRejection::NeedsReauthorization(format!(
-                    "The server rejected the OAuth token for {}: re-authorise with `oauth-mail-proxy login {}`",
-                    account.username, account.username
-                )));
-            }
-            Err(e) => {
-                warn!(user = %account.username, "upstream login failed: {e}");
-                return UpstreamOutcome::Rejected(LoginRejection::Unavailable(
-                    "The mail server is unavailable; try again later".into(),
-                ));
-            }
+    let result = upstream::login_with::<P>(
+        &shared.tokens,
+        &lc.upstream,
+        shared.limits,
+        account,
+        hint,
+        password,
+    )
+    .await;
+    let e = match result {
+        Ok(l) => {
+            return UpstreamOutcome::LoggedIn {
+                stream: l.stream,
+                capabilities: l.capabilities,
+                leftover: l.leftover,
+            };
         }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-enum UpstreamFailure {
-    #[error("{0}")]
-    Connect(#[from] connector::ConnectError),
-    #[error("{0}")]
-    Auth(UpstreamAuthError),
-    #[error("{0}")]
-    Other(String),
-}
-
-/// Connects (trying alternates) and logs in with `token`.
-async fn upstream<P: Protocol>(
-    shared: &Shared,
-    target: &Target,
-    account: &Account,
-    token: &secrecy::SecretString,
-    hint: &str,
-) -> Result<(Stream, Option<String>, Vec<u8>), UpstreamFailure> {
-    let (mut stream, server) = connector::connect(target).await?;
-    let upgrade = match target.tls {
-        UpstreamTls::StartTls => Upgrade::Client(
-            target.client_config.clone(),
-            connector::server_name(server)?,
-        ),
-        _ => Upgrade::Unavailable,
+        Err(e) => e,
     };
-    debug!(upstream = %server, user = %account.username, "connected upstream");
-    let login = UpstreamLogin {
-        tls: target.tls,
-        mechanism: account.mechanism,
-        username: account.upstream_username.clone(),
-        access_token: token.clone(),
-        host: server.host.clone(),
-        port: server.port,
-    };
-    let mut machine = P::upstream(login, shared.limits, hint);
-    // Each step (greeting, STARTTLS, capability, auth) gets the step timeout; the
-    // whole login gets four of them.
-    let deadline = Instant::now() + target.timeout * 4;
-    match drive(&mut stream, &mut machine, &upgrade, deadline).await {
-        Ok(event) => {
-            let (capabilities, leftover) = P::Up::logged_in(event);
-            Ok((stream, capabilities, leftover))
+    UpstreamOutcome::Rejected(match e {
+        LoginError::Token(TokenError::NeedsLogin { reason, .. }) => {
+            warn!(user = %account.username, "token needs re-authorisation: {reason}");
+            LoginRejection::NeedsReauthorization(format!(
+                "OAuth token for {} needs re-authorisation: run `oauth-mail-proxy login {}`",
+                account.username, account.username
+            ))
         }
-        Err(DriveError::Machine(e)) => match P::Up::auth_error(&e) {
-            Some(a) => Err(UpstreamFailure::Auth(a.clone())),
-            None => Err(UpstreamFailure::Other(e.to_string())),
-        },
-        Err(e) => Err(UpstreamFailure::Other(e.to_string())),
-    }
+        LoginError::Token(e) => {
+            warn!(user = %account.username, "cannot get an access token: {e}");
+            LoginRejection::Unavailable(
+                "Cannot obtain an OAuth access token right now; try again later".into(),
+            )
+        }
+        LoginError::Upstream(UpstreamFailure::Auth(UpstreamAuthError::TokenRejected {
+            status,
+        })) => {
+            warn!(user = %account.username, %status, "upstream rejected a fresh access token");
+            LoginRejection::NeedsReauthorization(format!(
+                "The server rejected the OAuth token for {}: re-authorise with `oauth-mail-proxy login {}`",
+                account.username, account.username
+            ))
+        }
+        LoginError::Upstream(e) => {
+            warn!(user = %account.username, "upstream login failed: {e}");
+            LoginRejection::Unavailable("The mail server is unavailable; try again later".into())
+        }
+    })
 }

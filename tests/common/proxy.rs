@@ -34,6 +34,8 @@ pub struct AccountSpec<'a> {
     pub authorize_url: &'a str,
     pub token_url: &'a str,
     pub mechanism: &'a str,
+    /// Raw TOML lines appended to the `[[account]]` (e.g. `flow = "device_code"`).
+    pub extra: &'a str,
 }
 
 /// Writes a config file into `dir` and returns its path. Listeners bind port 0.
@@ -73,6 +75,11 @@ pub fn write_config(dir: &Path, listeners: &[ListenerSpec], accounts: &[AccountS
             "[[account]]\nusername = \"{}\"\npassword_hash = \"{}\"\nprovider = \"custom\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\nauthorize_url = \"{}\"\ntoken_url = \"{}\"\nscopes = [\"mail\"]\nmechanism = \"{}\"\n\n",
             a.username, a.password_hash, a.client_id, a.client_secret, a.authorize_url, a.token_url, a.mechanism
         ));
+        if !a.extra.is_empty() {
+            s.truncate(s.len() - 1);
+            s.push_str(a.extra.trim_end());
+            s.push_str("\n\n");
+        }
     }
     let path = dir.join("proxy.toml");
     std::fs::write(&path, s).unwrap();

@@ -62,6 +62,7 @@ impl Rig {
             authorize_url: Box::leak(self.auth.authorize_url().into_boxed_str()),
             token_url: Box::leak(self.auth.token_url().into_boxed_str()),
             mechanism,
+            extra: "",
         }
     }
 

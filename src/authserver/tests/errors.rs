@@ -91,7 +91,7 @@ async fn client_authentication_and_request_errors() {
     assert!(tok.get("refresh_token").is_none());
     assert_eq!(
         h.introspect(s(&tok, "access_token")).await["username"],
-        cfg.client_id.as_str()
+        cfg.default_user.as_str()
     );
 
     assert_eq!(h.server.token_requests(), 8);
