@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 use crate::app_passwords::AppPasswords;
 use crate::config::Account;
 use crate::proto::Credentials;
+use crate::verdict_cache::VerdictCache;
 
 /// A password hash that is not an Argon2id PHC string.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +59,9 @@ pub struct Accounts {
     dummy: Arc<String>,
     pool: Arc<Semaphore>,
     app_passwords: AppPasswords,
+    /// Recent successful checks: which password matched, and its hash (so a changed
+    /// password or a revoked app password no longer matches the cached verdict).
+    verdicts: Arc<VerdictCache<(Matched, String)>>,
 }
 
 /// Which of an account's passwords matched.
@@ -76,6 +80,7 @@ impl Accounts {
             dummy: Arc::new(dummy),
             pool: Arc::new(Semaphore::new(workers)),
             app_passwords: AppPasswords::none(),
+            verdicts: Arc::default(),
         }
     }
 
@@ -114,17 +119,31 @@ impl Accounts {
                     .map(|(name, hash)| (Matched::App(name), hash)),
             );
         }
-        let password = creds.password.clone();
-        let _permit = self.pool.acquire().await.ok()?;
-        let matched = tokio::task::spawn_blocking(move || {
-            candidates
-                .into_iter()
-                .find(|(_, phc)| verify(phc, &password))
-                .map(|(m, _)| m)
-        })
-        .await
-        .ok()
-        .flatten();
+        let secret = creds.password.expose_secret();
+        let cached = self
+            .verdicts
+            .get(&creds.username, secret)
+            .filter(|_| account.is_some())
+            .filter(|hit| candidates.contains(hit));
+        let matched = match cached {
+            Some((m, _)) => Some(m),
+            None => {
+                let password = creds.password.clone();
+                let _permit = self.pool.acquire().await.ok()?;
+                let found = tokio::task::spawn_blocking(move || {
+                    candidates
+                        .into_iter()
+                        .find(|(_, phc)| verify(phc, &password))
+                })
+                .await
+                .ok()
+                .flatten();
+                if let (Some(hit), Some(_)) = (&found, &account) {
+                    self.verdicts.insert(&creds.username, secret, hit.clone());
+                }
+                found.map(|(m, _)| m)
+            }
+        };
         match (account, matched) {
             (Some(a), Some(Matched::App(name)))
                 if a.encrypt_with == crate::config::EncryptWith::ClientPassword =>

@@ -69,6 +69,9 @@ pub struct Proxy {
     pub upstream_timeout: Duration,
     /// Run when an account needs attention (`notify_command`); absolute.
     pub notify_command: Option<PathBuf>,
+    /// Warn (log, `status`, `notify_command`) when a refresh token with a known expiry
+    /// expires within this long.
+    pub refresh_token_warning: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -39,3 +39,4 @@ pub mod stream;
 pub mod testkit;
 pub mod throttle;
 pub mod tls;
+pub mod verdict_cache;

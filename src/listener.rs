@@ -61,7 +61,8 @@ impl Server {
                 crate::app_passwords::AppPasswords::in_state_dir(&config.proxy.state_dir),
             ),
             tokens: crate::ops::notify::attach(
-                TokenManager::new(store, http, config.proxy.refresh_margin),
+                TokenManager::new(store, http, config.proxy.refresh_margin)
+                    .with_refresh_token_warning(config.proxy.refresh_token_warning),
                 &config.proxy,
             )
             .0,

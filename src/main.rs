@@ -127,10 +127,16 @@ async fn run(cli: Cli) -> Result<()> {
                 store = store.with_password(&acc.username, password);
             }
             let http = oauth_mail_proxy::oauth::client::http_client()?;
+            let redirect_tls = if *manual {
+                None
+            } else {
+                oauth_mail_proxy::oauth::flows::redirect_tls(&config, acc)?
+            };
             let opts = oauth_mail_proxy::oauth::LoginOptions {
                 open_browser: !no_browser && !manual,
                 timeout: *timeout,
                 redirect_port: *port,
+                redirect_tls,
                 ..Default::default()
             };
             let input = manual.then(oauth_mail_proxy::oauth::login::stdin_reader);

@@ -29,7 +29,8 @@ pub async fn run(command: &Command, config: &Config) -> Result<()> {
             Ok(())
         }
         Command::Verify { account, send_test } => {
-            let tokens = TokenManager::new(store, http_client()?, config.proxy.refresh_margin);
+            let tokens = TokenManager::new(store, http_client()?, config.proxy.refresh_margin)
+                .with_refresh_token_warning(config.proxy.refresh_token_warning);
             let (tokens, notifier) = notify::attach(tokens, &config.proxy);
             let opts = verify::VerifyOptions {
                 send_test: send_test.clone(),

@@ -52,6 +52,7 @@ fn store_tokens_for(rig: &Rig, user: &str) {
         obtained_at: now,
         last_refresh: None,
         needs_login: None,
+        refresh_expires_at: None,
     };
     store.save(user, &rec).unwrap();
 }

@@ -91,6 +91,7 @@ impl Fixture {
             obtained_at: now,
             last_refresh: None,
             needs_login: needs_login.map(str::to_owned),
+            refresh_expires_at: None,
         };
         self.store().save(USER, &rec).unwrap();
         (access, refresh)

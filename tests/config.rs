@@ -81,6 +81,7 @@ fn resolved_values() {
     assert!(cert.is_absolute() && cert.ends_with("tests/fixtures/config/valid/local.pem"));
     assert_eq!(c.proxy.state_dir, PathBuf::from("/tmp/omp-state"));
     assert_eq!(c.proxy.refresh_margin.as_secs(), 120);
+    assert_eq!(c.proxy.refresh_token_warning.as_secs(), 3 * 24 * 3600);
     let a = &c.accounts[0];
     assert_eq!(a.upstream_username, "bob@example.com");
     assert_eq!(a.oauth.scopes, ["mail", "offline_access"]);
@@ -171,6 +172,13 @@ fn flow_keys_resolve() {
         "refresh_url defaults to token_url"
     );
     assert!(d.login_hint.is_none() && d.token_scopes.is_none());
+    use oauth_mail_proxy::config::EncryptWith;
+    assert_eq!(
+        c.accounts[0].encrypt_with,
+        EncryptWith::StateKey,
+        "the default"
+    );
+    assert_eq!(c.accounts[1].encrypt_with, EncryptWith::ClientPassword);
 
     let custom = &c.accounts[2].oauth;
     assert_eq!(
@@ -178,6 +186,11 @@ fn flow_keys_resolve() {
         "http://127.0.0.1:9000/device"
     );
 
+    assert_eq!(
+        c.accounts[4].oauth.redirect_uri.as_ref().unwrap().as_str(),
+        "https://localhost:8443/callback",
+        "https:// loopback redirects are accepted"
+    );
     let cc = &c.accounts[3].oauth;
     assert_eq!(cc.flow, Flow::ClientCredentials);
     assert_eq!(cc.scopes, ["https://outlook.office365.com/.default"]);

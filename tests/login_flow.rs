@@ -113,6 +113,7 @@ async fn full_login(cfg: AuthServerConfig) {
         obtained_at: 1,
         last_refresh: None,
         needs_login: Some("refresh token rejected".into()),
+        refresh_expires_at: None,
     };
     f.store.save("bob", &stale).unwrap();
 

@@ -140,6 +140,7 @@ impl Rig {
             obtained_at: now,
             last_refresh: None,
             needs_login: None,
+            refresh_expires_at: None,
         };
         self.store().save(user, &rec).unwrap();
         self.secrets

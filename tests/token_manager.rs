@@ -66,6 +66,7 @@ fn record(name: &str, access: &str, refresh: Option<&str>, expires_at: u64) -> T
         obtained_at: unix_now() - 100,
         last_refresh: None,
         needs_login: None,
+        refresh_expires_at: None,
     }
 }
 

@@ -216,6 +216,9 @@ fn token_json(t: &Issued) -> serde_json::Value {
     if let Some(rt) = &t.refresh_token {
         v["refresh_token"] = rt.as_str().into();
     }
+    if let Some(secs) = t.refresh_expires_in {
+        v["refresh_token_expires_in"] = secs.into();
+    }
     v
 }
 

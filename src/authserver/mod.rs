@@ -340,6 +340,12 @@ impl AuthServer {
         self.shared.store().set_lifetime(d);
     }
 
+    /// Announce `refresh_token_expires_in` (this lifetime, not enforced) with every
+    /// refresh token issued from now on (as Microsoft does for SPAs); `None`: omit it.
+    pub fn set_refresh_token_lifetime(&self, d: Option<Duration>) {
+        self.shared.store().set_refresh_lifetime(d);
+    }
+
     /// While set, `/authorize` redirects with `error=access_denied` and
     /// `/device/verify` denies the code it is given.
     pub fn set_deny(&self, deny: bool) {

@@ -70,6 +70,8 @@ pub(crate) struct Issued {
     pub access_token: String,
     pub refresh_token: Option<String>,
     pub expires_in: u64,
+    /// `refresh_token_expires_in`, sent with a refresh token when set.
+    pub refresh_expires_in: Option<u64>,
     pub scope: String,
     pub user: String,
 }
@@ -87,6 +89,8 @@ pub(crate) struct ActiveToken {
 #[derive(Debug)]
 pub(crate) struct Store {
     lifetime: Duration,
+    /// Announced (not enforced) lifetime of refresh tokens.
+    refresh_lifetime: Option<Duration>,
     codes: HashMap<Key, PendingCode>,
     /// Codes already exchanged, kept until they would have expired, with their family.
     redeemed: HashMap<Key, (Instant, u64)>,
@@ -99,6 +103,7 @@ impl Store {
     pub(crate) fn new(lifetime: Duration) -> Self {
         Self {
             lifetime,
+            refresh_lifetime: None,
             codes: HashMap::new(),
             redeemed: HashMap::new(),
             access: HashMap::new(),
@@ -109,6 +114,10 @@ impl Store {
 
     pub(crate) fn set_lifetime(&mut self, lifetime: Duration) {
         self.lifetime = lifetime;
+    }
+
+    pub(crate) fn set_refresh_lifetime(&mut self, lifetime: Option<Duration>) {
+        self.refresh_lifetime = lifetime;
     }
 
     /// Stores an approved authorization request and returns its single-use code.
@@ -300,6 +309,10 @@ impl Store {
         });
         Issued {
             access_token,
+            refresh_expires_in: refresh_token
+                .as_ref()
+                .and(self.refresh_lifetime)
+                .map(|d| d.as_secs()),
             refresh_token,
             // Rounded up, so a client never believes a token lives longer than it does
             // only because of truncation of a sub-second lifetime to 0.

@@ -25,6 +25,7 @@ pub struct Proxy {
     pub preauth_timeout: Option<Spanned<String>>,
     pub upstream_timeout: Option<Spanned<String>>,
     pub notify_command: Option<Spanned<String>>,
+    pub refresh_token_warning: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

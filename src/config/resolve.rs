@@ -143,6 +143,11 @@ fn resolve_proxy(cx: &Ctx, p: raw::Proxy) -> Result<Proxy, ConfigError> {
             Some(c) => Some(cx.path(c.get_ref())),
             None => None,
         },
+        refresh_token_warning: cx.duration(
+            &p.refresh_token_warning,
+            "proxy.refresh_token_warning",
+            crate::oauth::DEFAULT_REFRESH_TOKEN_WARNING,
+        )?,
     })
 }
 

@@ -10,18 +10,58 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
-use oauth2::basic::BasicClient;
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+    BasicTokenType,
+};
 use oauth2::{
     AsyncHttpClient, AuthType, AuthUrl, ClientId, ClientSecret, EndpointNotSet, EndpointSet,
-    HttpClientError, HttpRequest, HttpResponse, TokenUrl,
+    ExtraTokenFields, HttpClientError, HttpRequest, HttpResponse, StandardRevocableToken,
+    StandardTokenResponse, TokenUrl,
 };
 use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
 
 use crate::config::OAuthClient;
 
+/// Token-response fields beyond RFC 6749 that the proxy reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtraFields {
+    /// Seconds the refresh token lives (Microsoft for SPAs, some others): a number,
+    /// or a string of digits; anything else is ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token_expires_in: Option<serde_json::Value>,
+}
+
+impl ExtraTokenFields for ExtraFields {}
+
+impl ExtraFields {
+    /// `refresh_token_expires_in` in seconds, when the server sent a usable one.
+    pub fn refresh_expires_in(&self) -> Option<u64> {
+        match self.refresh_token_expires_in.as_ref()? {
+            serde_json::Value::Number(n) => n.as_u64(),
+            serde_json::Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+}
+
+/// A token endpoint's success response.
+pub type OAuthTokenResponse = StandardTokenResponse<ExtraFields, BasicTokenType>;
+
 /// An oauth2 client with authorization and token endpoints set.
-pub type ConfiguredClient =
-    BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+pub type ConfiguredClient = oauth2::Client<
+    BasicErrorResponse,
+    OAuthTokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
 
 /// The error type of the HTTP client as oauth2 sees it.
 pub type HttpError = HttpClientError<reqwest::Error>;
@@ -46,7 +86,7 @@ pub fn http_client() -> reqwest::Result<reqwest::Client> {
 /// a public client. Credentials go in the request body (like pizauth), which Google,
 /// Microsoft and RFC 6749 servers all accept.
 pub fn oauth_client(cfg: &OAuthClient) -> ConfiguredClient {
-    let client = BasicClient::new(ClientId::new(cfg.client_id.clone()))
+    let client = oauth2::Client::new(ClientId::new(cfg.client_id.clone()))
         .set_auth_uri(AuthUrl::from_url(cfg.authorize_url.clone()))
         .set_token_uri(TokenUrl::from_url(cfg.token_url.clone()))
         .set_auth_type(AuthType::RequestBody);

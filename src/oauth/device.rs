@@ -10,7 +10,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use oauth2::basic::BasicTokenResponse;
+use super::client::OAuthTokenResponse;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use tokio::time::Instant;
@@ -239,7 +239,7 @@ pub async fn login_device_code(
             }
         };
         if status == 200 {
-            let resp: BasicTokenResponse = serde_json::from_slice(&body).map_err(|e| {
+            let resp: OAuthTokenResponse = serde_json::from_slice(&body).map_err(|e| {
                 FlowError::Token(format!(
                     "unparseable token response (at line {} column {})",
                     e.line(),

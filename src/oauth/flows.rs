@@ -9,9 +9,10 @@
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
-use oauth2::basic::BasicTokenResponse;
+use super::client::OAuthTokenResponse;
 use oauth2::{AuthorizationCode, CsrfToken, PkceCodeChallenge, RedirectUrl, Scope};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
@@ -43,6 +44,9 @@ pub struct LoginOptions {
     pub timeout: Duration,
     /// Loopback port for the redirect; 0 picks a free one.
     pub redirect_port: u16,
+    /// The certificate for an `https://` `redirect_uri` (see [`redirect_tls`]);
+    /// required for one.
+    pub redirect_tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     pub url_sink: UrlSink,
     /// Where the device-code flow shows its verification URI and user code.
     pub device_sink: super::device::DeviceSink,
@@ -54,6 +58,7 @@ impl Default for LoginOptions {
             open_browser: true,
             timeout: Duration::from_secs(300),
             redirect_port: 0,
+            redirect_tls: None,
             url_sink: UrlSink::Stdout,
             device_sink: Default::default(),
         }
@@ -116,6 +121,17 @@ pub async fn login_authorization_code(
     // Fail before involving the user if the existing file could not be replaced.
     store.load(name)?;
 
+    let tls = match (&account.oauth.redirect_uri, &opts.redirect_tls) {
+        (Some(r), None) if r.scheme() == "https" => {
+            return Err(FlowError::Config(format!(
+                "redirect_uri {r} is https:// but no certificate was given for it"
+            )));
+        }
+        (Some(r), Some(cfg)) if r.scheme() == "https" => {
+            Some(tokio_rustls::TlsAcceptor::from(Arc::clone(cfg)))
+        }
+        _ => None,
+    };
     let (listener, redirect) = bind_redirect(account, opts.redirect_port).await?;
     let expected_path = redirect.path().to_owned();
     let pending = Pending::new(account, &redirect)?;
@@ -123,7 +139,7 @@ pub async fn login_authorization_code(
     publish(&pending.url, &opts, name, redirect.as_str());
     let deadline = tokio::time::Instant::now() + opts.timeout;
     let callback =
-        loopback::wait_for_callback(listener, &expected_path, &pending.state, deadline).await;
+        loopback::wait_for_callback(listener, tls, &expected_path, &pending.state, deadline).await;
     let Some(callback) = callback else {
         return Err(FlowError::Timeout(opts.timeout));
     };
@@ -234,12 +250,39 @@ fn pasted_query(line: &str) -> Result<String, FlowError> {
     }
 }
 
+/// The TLS server config for `account`'s `https://` loopback `redirect_uri` (`None`
+/// for `http://` or none): the first listener's configured certificate, else the
+/// generated local one in `state_dir` (created on first use; its SANs are
+/// `localhost`, `127.0.0.1` and `::1`). The browser must trust it (or the user
+/// accepts the warning once).
+pub fn redirect_tls(
+    config: &crate::config::Config,
+    account: &Account,
+) -> Result<Option<Arc<tokio_rustls::rustls::ServerConfig>>, FlowError> {
+    if account
+        .oauth
+        .redirect_uri
+        .as_ref()
+        .is_none_or(|r| r.scheme() != "https")
+    {
+        return Ok(None);
+    }
+    let (cert, key) = match config.listeners.iter().find_map(|l| l.cert.clone()) {
+        Some(pair) => pair,
+        None => crate::tls::ensure_generated(&config.proxy.state_dir)
+            .map_err(|e| FlowError::Config(format!("local certificate: {e}")))?,
+    };
+    crate::tls::server_config(&cert, &key)
+        .map(Some)
+        .map_err(|e| FlowError::Config(format!("certificate for the https redirect: {e}")))
+}
+
 /// Binds the loopback redirect listener: the account's `redirect_uri` if it has
 /// one, else `127.0.0.1:port` (`port` 0 = any free port).
 async fn bind_redirect(account: &Account, port: u16) -> Result<(TcpListener, Url), FlowError> {
     let (addr, fixed) = match &account.oauth.redirect_uri {
         Some(r) => {
-            let rport = r.port().unwrap_or(80);
+            let rport = r.port_or_known_default().unwrap_or(80);
             if port != 0 && port != rport {
                 return Err(FlowError::Config(format!(
                     "--port {port} conflicts with the account's redirect_uri {r}"
@@ -356,7 +399,7 @@ impl Pending {
 pub(crate) fn save_login(
     account: &Account,
     store: &TokenStore,
-    resp: &BasicTokenResponse,
+    resp: &OAuthTokenResponse,
     requested_scopes: &[String],
 ) -> Result<TokenRecord, FlowError> {
     let name = &account.username;

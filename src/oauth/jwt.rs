@@ -10,10 +10,11 @@
 
 use std::path::{Path, PathBuf};
 
+use super::client::OAuthTokenResponse;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use oauth2::TokenResponse;
-use oauth2::basic::{BasicErrorResponse, BasicTokenResponse};
+use oauth2::basic::BasicErrorResponse;
 use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use rustls_pki_types::PrivatePkcs8KeyDer;
 use rustls_pki_types::pem::PemObject;
@@ -223,7 +224,7 @@ async fn fetch_at(account: &Account, http: &reqwest::Client, now: u64) -> Refres
         Err(e) => return RefreshOutcome::Transient(format!("reading token response: {e}")),
     };
     if (200..300).contains(&status) {
-        return match serde_json::from_slice::<BasicTokenResponse>(&body) {
+        return match serde_json::from_slice::<OAuthTokenResponse>(&body) {
             Ok(t) if t.access_token().secret().is_empty() => {
                 RefreshOutcome::Transient("token endpoint returned an empty access token".into())
             }

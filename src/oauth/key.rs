@@ -159,6 +159,7 @@ mod tests {
             obtained_at: 0,
             last_refresh: None,
             needs_login: None,
+            refresh_expires_at: None,
         };
         store.save("bob", &rec).unwrap();
         fs::remove_file(&key_path).unwrap();

@@ -4,16 +4,19 @@
 //! Requests are bounded ([`MAX_REQUEST`] bytes, [`REQUEST_TIMEOUT`] each, at most
 //! [`MAX_CONNECTIONS`] at once). Requests without `code` or `error` (a favicon, a
 //! preconnect) get a 404 and we keep waiting. The `state` is compared in constant time.
+//! For an `https://` redirect URI the listener speaks TLS (the handshake counts against
+//! the connection's [`REQUEST_TIMEOUT`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 
 /// Largest request head we read.
 pub const MAX_REQUEST: usize = 8 * 1024;
@@ -44,9 +47,11 @@ enum Verdict {
     Done(Callback),
 }
 
-/// Waits for the redirect to `path` until `deadline`; `None` on timeout.
+/// Waits for the redirect to `path` until `deadline`; `None` on timeout. With `tls`,
+/// connections are TLS (an `https://` redirect URI).
 pub async fn wait_for_callback(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     path: &str,
     expected_state: &str,
     deadline: Instant,
@@ -65,12 +70,19 @@ pub async fn wait_for_callback(
                     if conns.len() >= MAX_CONNECTIONS {
                         continue; // dropped: closes the connection
                     }
-                    let (expected, tx) = (Arc::clone(&expected), tx.clone());
+                    let (expected, tx, tls) = (Arc::clone(&expected), tx.clone(), tls.clone());
                     conns.spawn(async move {
                         let limit = Instant::now() + REQUEST_TIMEOUT;
-                        if let Ok(Some(cb)) =
-                            tokio::time::timeout_at(limit, serve_one(stream, &expected.0, &expected.1)).await
-                        {
+                        let serve = async {
+                            match tls {
+                                None => serve_one(stream, &expected.0, &expected.1).await,
+                                Some(acceptor) => {
+                                    let stream = acceptor.accept(stream).await.ok()?;
+                                    serve_one(stream, &expected.0, &expected.1).await
+                                }
+                            }
+                        };
+                        if let Ok(Some(cb)) = tokio::time::timeout_at(limit, serve).await {
                             let _ = tx.send(cb).await;
                         }
                     });
@@ -82,7 +94,11 @@ pub async fn wait_for_callback(
 }
 
 /// Reads one request, answers it, and returns the callback if it was one.
-async fn serve_one(mut stream: TcpStream, path: &str, expected: &str) -> Option<Callback> {
+async fn serve_one<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    path: &str,
+    expected: &str,
+) -> Option<Callback> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     let head_end = loop {
@@ -204,7 +220,7 @@ fn html_escape(s: &str) -> String {
         .collect()
 }
 
-async fn respond(stream: &mut TcpStream, status: u16, text: &str) {
+async fn respond<S: AsyncWrite + Unpin>(stream: &mut S, status: u16, text: &str) {
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
@@ -231,6 +247,7 @@ async fn respond(stream: &mut TcpStream, status: u16, text: &str) {
 mod tests {
     use super::*;
     use secrecy::ExposeSecret;
+    use tokio::net::TcpStream;
 
     fn req(target: &str) -> Vec<u8> {
         format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n").into_bytes()
@@ -309,6 +326,7 @@ mod tests {
         let waiter = tokio::spawn(async move {
             wait_for_callback(
                 listener,
+                None,
                 "/",
                 "st",
                 Instant::now() + Duration::from_secs(10),
@@ -346,6 +364,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let got = wait_for_callback(
             listener,
+            None,
             "/",
             "st",
             Instant::now() + Duration::from_millis(50),

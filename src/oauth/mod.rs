@@ -45,6 +45,10 @@ pub use store::{StoreError, TokenKey, TokenRecord, TokenStore};
 /// one.
 pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_secs(10);
 
+/// Default of `[proxy] refresh_token_warning`: warn when a refresh token with a known
+/// expiry has less than this left.
+pub const DEFAULT_REFRESH_TOKEN_WARNING: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// Upper bound on one refresh request, whatever the HTTP client's own timeouts.
 pub const REFRESH_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -84,6 +88,8 @@ pub struct TokenStatus {
     pub obtained_at: Option<u64>,
     pub last_refresh: Option<u64>,
     pub scopes: Vec<String>,
+    /// Unix seconds when the refresh token expires, when the server said.
+    pub refresh_expires_at: Option<u64>,
     /// The last transient refresh failure seen by this process, if any.
     pub last_error: Option<String>,
     /// The record is encrypted with the client's local password: it exists, but
@@ -104,6 +110,7 @@ impl TokenStatus {
             obtained_at: rec.map(|r| r.obtained_at),
             last_refresh: rec.and_then(|r| r.last_refresh),
             scopes: rec.map(|r| r.scopes.clone()).unwrap_or_default(),
+            refresh_expires_at: rec.and_then(|r| r.refresh_expires_at),
             last_error: None,
             client_password: false,
         }
@@ -153,6 +160,7 @@ struct Inner {
     http: reqwest::Client,
     margin: Duration,
     retry_backoff: Duration,
+    refresh_warning: Duration,
     slots: DashMap<String, Arc<Slot>>,
     notices: Option<notify::Notices>,
 }
@@ -181,6 +189,10 @@ struct SlotState {
     /// Upstream rejected the cached access token: do not hand it out again.
     rejected: bool,
     last_failure: Option<(Instant, String)>,
+    /// The near refresh-token expiry was warned about; reset once the stored refresh
+    /// token is no longer near its expiry (a new login), so each time it nears one
+    /// gives one warning.
+    warned_refresh_expiry: bool,
 }
 
 impl TokenManager {
@@ -193,6 +205,7 @@ impl TokenManager {
                 http,
                 margin: refresh_margin,
                 retry_backoff: DEFAULT_RETRY_BACKOFF,
+                refresh_warning: DEFAULT_REFRESH_TOKEN_WARNING,
                 slots: DashMap::new(),
                 notices: None,
             }),
@@ -222,6 +235,18 @@ impl TokenManager {
         if let Some(n) = &self.inner.notices {
             n.clear(account);
         }
+    }
+
+    /// Sets how long before a known refresh-token expiry the manager warns
+    /// (`[proxy] refresh_token_warning`); call before cloning.
+    pub fn with_refresh_token_warning(mut self, warning: Duration) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.refresh_warning = warning,
+            None => tracing::warn!(
+                "with_refresh_token_warning called on a shared TokenManager; ignored"
+            ),
+        }
+        self
     }
 
     /// Sets the transient-failure backoff (see [`DEFAULT_RETRY_BACKOFF`]); call before
@@ -289,7 +314,12 @@ impl TokenManager {
         };
         let slot = self.slot(name);
         let mut st = slot.state.lock().await;
-        let result = self.access_token_locked(account, &store, &slot, &mut st).await;
+        let result = self
+            .access_token_locked(account, &store, &slot, &mut st)
+            .await;
+        if result.is_ok() {
+            self.check_refresh_expiry(name, &mut st);
+        }
         if sealed {
             // Nothing of a client-password account outlives the call.
             st.record = None;
@@ -381,7 +411,10 @@ impl TokenManager {
                 self.notice_resolved(name);
                 let token = new.access_token.clone();
                 let (owned, to_save) = (name.to_owned(), new.clone());
-                if let Err(e) = self.blocking(store, move |s| s.save(&owned, &to_save)).await {
+                if let Err(e) = self
+                    .blocking(store, move |s| s.save(&owned, &to_save))
+                    .await
+                {
                     // Keep going with the new token; a restart may need a new login if
                     // the server rotated the refresh token.
                     tracing::error!(account = name, "cannot save refreshed token: {e}");
@@ -412,7 +445,10 @@ impl TokenManager {
                 let mut marked = rec;
                 marked.needs_login = Some(reason.clone());
                 let (owned, to_save) = (name.to_owned(), marked.clone());
-                if let Err(e) = self.blocking(store, move |s| s.save(&owned, &to_save)).await {
+                if let Err(e) = self
+                    .blocking(store, move |s| s.save(&owned, &to_save))
+                    .await
+                {
                     tracing::error!(account = name, "cannot record needs-login state: {e}");
                 }
                 st.record = Some(marked);
@@ -420,6 +456,35 @@ impl TokenManager {
                 Err(needs_login(name, &reason))
             }
         }
+    }
+
+    /// Warns once per known refresh-token expiry when it is near: a log line and a
+    /// `refresh_token_expiring` notice.
+    fn check_refresh_expiry(&self, name: &str, st: &mut SlotState) {
+        let now = outcome::unix_now();
+        let near = st
+            .record
+            .as_ref()
+            .filter(|r| r.refresh_token.is_some())
+            .and_then(|r| r.refresh_expires_at)
+            .filter(|&at| at <= now.saturating_add(self.inner.refresh_warning.as_secs()));
+        let Some(at) = near else {
+            st.warned_refresh_expiry = false;
+            return;
+        };
+        if std::mem::replace(&mut st.warned_refresh_expiry, true) {
+            return;
+        }
+        let when = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(at));
+        let message = if at > now {
+            format!(
+                "the refresh token expires at {when}; run `oauth-mail-proxy login {name}` before then"
+            )
+        } else {
+            format!("the refresh token expired at {when}; run `oauth-mail-proxy login {name}`")
+        };
+        tracing::warn!(account = name, "{message}");
+        self.notify(name, notify::NoticeReason::RefreshTokenExpiring, &message);
     }
 
     /// A new token for a flow without refresh tokens (client credentials), under
@@ -441,7 +506,10 @@ impl TokenManager {
             RefreshOutcome::Refreshed(new) => {
                 let token = new.access_token.clone();
                 let (owned, to_save) = (name.to_owned(), new.clone());
-                if let Err(e) = self.blocking(&self.inner.store, move |s| s.save(&owned, &to_save)).await {
+                if let Err(e) = self
+                    .blocking(&self.inner.store, move |s| s.save(&owned, &to_save))
+                    .await
+                {
                     tracing::error!(account = name, "cannot save fetched token: {e}");
                 }
                 self.notice_resolved(name);
@@ -471,7 +539,10 @@ impl TokenManager {
                 if let Some(mut marked) = st.record.clone() {
                     marked.needs_login = Some(reason.clone());
                     let (owned, to_save) = (name.to_owned(), marked.clone());
-                    if let Err(e) = self.blocking(&self.inner.store, move |s| s.save(&owned, &to_save)).await {
+                    if let Err(e) = self
+                        .blocking(&self.inner.store, move |s| s.save(&owned, &to_save))
+                        .await
+                    {
                         tracing::error!(account = name, "cannot record needs-login state: {e}");
                     }
                     st.record = Some(marked);

@@ -16,7 +16,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use oauth2::basic::{BasicErrorResponse, BasicTokenResponse};
+use super::client::OAuthTokenResponse;
+use oauth2::basic::BasicErrorResponse;
 use oauth2::{RequestTokenError, TokenResponse};
 use secrecy::SecretString;
 
@@ -97,7 +98,7 @@ pub fn classify_error(status: Option<u16>, err: &TokenRequestError) -> RefreshOu
 /// Classifies the result of a refresh request for `previous`.
 pub fn classify_refresh(
     status: Option<u16>,
-    result: Result<BasicTokenResponse, TokenRequestError>,
+    result: Result<OAuthTokenResponse, TokenRequestError>,
     previous: &TokenRecord,
     now: u64,
 ) -> RefreshOutcome {
@@ -110,11 +111,17 @@ pub fn classify_refresh(
     }
 }
 
-fn expiry(resp: &BasicTokenResponse, now: u64) -> Option<u64> {
+fn expiry(resp: &OAuthTokenResponse, now: u64) -> Option<u64> {
     resp.expires_in().map(|d| now.saturating_add(d.as_secs()))
 }
 
-fn scopes_of(resp: &BasicTokenResponse) -> Option<Vec<String>> {
+fn refresh_expiry(resp: &OAuthTokenResponse, now: u64) -> Option<u64> {
+    resp.extra_fields()
+        .refresh_expires_in()
+        .map(|s| now.saturating_add(s))
+}
+
+fn scopes_of(resp: &OAuthTokenResponse) -> Option<Vec<String>> {
     resp.scopes()
         .map(|v| v.iter().map(|s| s.as_str().to_owned()).collect())
 }
@@ -123,7 +130,7 @@ impl TokenRecord {
     /// A record from the token response of an interactive login.
     pub fn from_login(
         account: &str,
-        resp: &BasicTokenResponse,
+        resp: &OAuthTokenResponse,
         requested_scopes: &[String],
         now: u64,
     ) -> Self {
@@ -138,12 +145,13 @@ impl TokenRecord {
             obtained_at: now,
             last_refresh: None,
             needs_login: None,
+            refresh_expires_at: refresh_expiry(resp, now),
         }
     }
 
     /// This record updated by a refresh response. Keeps the old refresh token unless
     /// the server rotated it, and the old scopes unless the server named them.
-    pub fn refreshed(&self, resp: &BasicTokenResponse, now: u64) -> Self {
+    pub fn refreshed(&self, resp: &OAuthTokenResponse, now: u64) -> Self {
         TokenRecord {
             account: self.account.clone(),
             access_token: SecretString::from(resp.access_token().secret().as_str()),
@@ -156,6 +164,12 @@ impl TokenRecord {
             obtained_at: self.obtained_at,
             last_refresh: Some(now),
             needs_login: None,
+            // A new expiry when the server gave one; the old one while the refresh
+            // token is the same; unknown for a rotated token without one.
+            refresh_expires_at: refresh_expiry(resp, now).or(match resp.refresh_token() {
+                Some(_) => None,
+                None => self.refresh_expires_at,
+            }),
         }
     }
 }
@@ -164,7 +178,7 @@ impl TokenRecord {
 mod tests {
     use super::*;
     use oauth2::basic::BasicTokenType;
-    use oauth2::{AccessToken, EmptyExtraTokenFields, RefreshToken, Scope};
+    use oauth2::{AccessToken, RefreshToken, Scope};
     use secrecy::ExposeSecret;
 
     fn kind(o: &RefreshOutcome) -> &'static str {
@@ -289,15 +303,48 @@ mod tests {
         assert_eq!(r.expires_at, Some(70));
     }
 
-    fn response(access: &str, refresh: Option<&str>, secs: Option<u64>) -> BasicTokenResponse {
-        let mut r = BasicTokenResponse::new(
+    fn response(access: &str, refresh: Option<&str>, secs: Option<u64>) -> OAuthTokenResponse {
+        let mut r = OAuthTokenResponse::new(
             AccessToken::new(access.into()),
             BasicTokenType::Bearer,
-            EmptyExtraTokenFields {},
+            Default::default(),
         );
         r.set_refresh_token(refresh.map(|t| RefreshToken::new(t.into())));
         r.set_expires_in(secs.map(std::time::Duration::from_secs).as_ref());
         r
+    }
+
+    #[test]
+    fn refresh_token_expiry() {
+        let parse = |json: &str| serde_json::from_str::<OAuthTokenResponse>(json).unwrap();
+        let base = r#""access_token":"a","token_type":"Bearer""#;
+        let with = |v: &str| {
+            parse(&format!(
+                "{{{base},\"refresh_token\":\"r\",\"refresh_token_expires_in\":{v}}}"
+            ))
+        };
+        // A number or a numeric string (some servers quote it); anything else ignored.
+        let rec = TokenRecord::from_login("a", &with("86400"), &[], 1000);
+        assert_eq!(rec.refresh_expires_at, Some(87400));
+        let rec = TokenRecord::from_login("a", &with("\"600\""), &[], 1000);
+        assert_eq!(rec.refresh_expires_at, Some(1600));
+        let rec = TokenRecord::from_login("a", &with("null"), &[], 1000);
+        assert_eq!(rec.refresh_expires_at, None);
+        let rec = TokenRecord::from_login("a", &with("\"soon\""), &[], 1000);
+        assert_eq!(rec.refresh_expires_at, None);
+
+        // A refresh without it keeps the expiry of the same refresh token, forgets it
+        // for a rotated one, and takes a new one when given.
+        let prev = TokenRecord::from_login("a", &with("86400"), &[], 1000);
+        let same = prev.refreshed(&parse(&format!("{{{base}}}")), 2000);
+        assert_eq!(same.refresh_expires_at, Some(87400));
+        let rotated = prev.refreshed(
+            &parse(&format!("{{{base},\"refresh_token\":\"r2\"}}")),
+            2000,
+        );
+        assert_eq!(rotated.refresh_expires_at, None);
+        let renewed = prev.refreshed(&with("100"), 2000);
+        assert_eq!(renewed.refresh_expires_at, Some(2100));
     }
 
     #[test]

@@ -108,6 +108,9 @@ pub struct TokenRecord {
     pub last_refresh: Option<u64>,
     /// Set (with the reason) when the refresh token was rejected: a new login is needed.
     pub needs_login: Option<String>,
+    /// Unix seconds when the refresh token expires, when the server said
+    /// (`refresh_token_expires_in`).
+    pub refresh_expires_at: Option<u64>,
 }
 
 /// The serialized form; borrowed on the way out so secrets are not copied.
@@ -121,6 +124,9 @@ struct WireOut<'a> {
     obtained_at: u64,
     last_refresh: Option<u64>,
     needs_login: Option<&'a str>,
+    // Omitted when unknown, so files stay readable by versions without the field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_expires_at: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -135,6 +141,8 @@ struct WireIn {
     obtained_at: u64,
     last_refresh: Option<u64>,
     needs_login: Option<String>,
+    #[serde(default)]
+    refresh_expires_at: Option<u64>,
 }
 
 /// Handle on the token directory. Cheap to clone.
@@ -371,8 +379,8 @@ impl TokenStore {
         let hash = account_hash(account);
         let pk = match read_bounded(&path)? {
             Some(old) if old.starts_with(MAGIC_PW) => {
-                let salt =
-                    salt_of(&path, &old).map_err(|_| StoreError::WouldOverwrite { path: path.clone() })?;
+                let salt = salt_of(&path, &old)
+                    .map_err(|_| StoreError::WouldOverwrite { path: path.clone() })?;
                 let pk = PasswordKey::derive(password, salt)?;
                 if self
                     .decrypt(&path, &hash, &old, Seal::Password(&pk))
@@ -471,6 +479,7 @@ impl TokenStore {
             obtained_at: rec.obtained_at,
             last_refresh: rec.last_refresh,
             needs_login: rec.needs_login.as_deref(),
+            refresh_expires_at: rec.refresh_expires_at,
         };
         // Pre-size so the plaintext is (usually) never reallocated, leaving no stray copy.
         let mut plain = Zeroizing::new(Vec::with_capacity(8192));
@@ -554,6 +563,7 @@ impl TokenStore {
             obtained_at: w.obtained_at,
             last_refresh: w.last_refresh,
             needs_login: w.needs_login,
+            refresh_expires_at: w.refresh_expires_at,
         })
     }
 }

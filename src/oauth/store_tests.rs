@@ -10,6 +10,7 @@ fn record(account: &str, access: &str) -> TokenRecord {
         obtained_at: 1_700_000_000,
         last_refresh: None,
         needs_login: None,
+        refresh_expires_at: None,
     }
 }
 
@@ -41,6 +42,7 @@ fn roundtrip_and_modes() {
     let mut rec = record("alice", "access-1");
     rec.needs_login = Some("refresh token rejected".into());
     rec.last_refresh = Some(1_800_000_000);
+    rec.refresh_expires_at = Some(1_950_000_000);
     store.save("alice", &rec).unwrap();
     let back = store.load("alice").unwrap().unwrap();
     assert_eq!(back.account, "alice");
@@ -53,6 +55,7 @@ fn roundtrip_and_modes() {
     assert_eq!(back.scopes, rec.scopes);
     assert_eq!(back.obtained_at, 1_700_000_000);
     assert_eq!(back.last_refresh, Some(1_800_000_000));
+    assert_eq!(back.refresh_expires_at, Some(1_950_000_000));
     assert_eq!(back.needs_login.as_deref(), Some("refresh token rejected"));
 
     let file = store.path_for("alice");
@@ -200,7 +203,9 @@ fn client_password_roundtrip() {
     // A handle bound to the password reads and writes it like the plain API; the
     // salt is kept (one derivation per save), the nonce is fresh.
     let bound = store.with_password("alice", pw.clone());
-    bound.save("alice", &record("alice", "access-pw-2")).unwrap();
+    bound
+        .save("alice", &record("alice", "access-pw-2"))
+        .unwrap();
     let again = fs::read(store.path_for("alice")).unwrap();
     assert_eq!(again[..8 + SALT_LEN], data[..8 + SALT_LEN]);
     assert_ne!(again, data);
@@ -285,6 +290,10 @@ fn state_key_record_migrates_to_client_password() {
     let rec = store.load_with_password("alice", &pw).unwrap().unwrap();
     assert_eq!(rec.access_token.expose_secret(), "old");
     store.save_with_password("alice", &rec, &pw).unwrap();
-    assert!(fs::read(store.path_for("alice")).unwrap().starts_with(MAGIC_PW));
+    assert!(
+        fs::read(store.path_for("alice"))
+            .unwrap()
+            .starts_with(MAGIC_PW)
+    );
     assert!(store.load_with_password("alice", &pw).unwrap().is_some());
 }

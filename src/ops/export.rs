@@ -66,6 +66,8 @@ pub struct ExportedToken {
     pub obtained_at: u64,
     pub last_refresh: Option<u64>,
     pub needs_login: Option<String>,
+    #[serde(default)]
+    pub refresh_expires_at: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -86,6 +88,8 @@ struct TokenOut<'a> {
     obtained_at: u64,
     last_refresh: Option<u64>,
     needs_login: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_expires_at: Option<u64>,
 }
 
 impl ExportedToken {
@@ -99,6 +103,7 @@ impl ExportedToken {
             obtained_at: self.obtained_at,
             last_refresh: self.last_refresh,
             needs_login: self.needs_login.clone(),
+            refresh_expires_at: self.refresh_expires_at,
         }
     }
 }
@@ -278,6 +283,7 @@ pub fn export_bytes(
             obtained_at: r.obtained_at,
             last_refresh: r.last_refresh,
             needs_login: r.needs_login.as_deref(),
+            refresh_expires_at: r.refresh_expires_at,
         })
         .collect();
     let payload = PayloadOut {
@@ -430,6 +436,7 @@ pub fn import_token(
         obtained_at: crate::oauth::outcome::unix_now(),
         last_refresh: None,
         needs_login: None,
+        refresh_expires_at: None,
     };
     store.save(&account.username, &rec)?;
     Ok(())

@@ -24,6 +24,10 @@ pub struct AccountStatus {
     /// `encrypt_with = "client-password"` and a record is stored: it opens only while
     /// that client logs in, so its times are unknown here.
     pub encrypted_with_client_password: bool,
+    /// When the refresh token expires, if the server said.
+    pub refresh_token_valid_until: Option<u64>,
+    /// That expiry is within `[proxy] refresh_token_warning` (or past): log in again.
+    pub refresh_token_expiring: bool,
 }
 
 impl AccountStatus {
@@ -31,7 +35,11 @@ impl AccountStatus {
         let flow = account.oauth.flow;
         // An expired access token without a refresh token needs a login, unless the
         // flow fetches new tokens without a user.
-        let dead_end = st.stored && !st.client_password && !st.valid && !st.has_refresh_token && flow.is_interactive();
+        let dead_end = st.stored
+            && !st.client_password
+            && !st.valid
+            && !st.has_refresh_token
+            && flow.is_interactive();
         AccountStatus {
             account: st.account.clone(),
             flow: flow.name().to_string(),
@@ -45,7 +53,19 @@ impl AccountStatus {
                 || (flow.is_interactive() && !st.stored)
                 || dead_end,
             encrypted_with_client_password: st.client_password,
+            refresh_token_valid_until: st.refresh_expires_at,
+            refresh_token_expiring: false,
         }
+    }
+
+    /// Marks the refresh token as expiring when its known expiry is within `warning`
+    /// of `now` (unix seconds).
+    pub fn with_refresh_warning(mut self, warning: std::time::Duration, now: u64) -> Self {
+        self.refresh_token_expiring = self.refresh_token_present
+            && self
+                .refresh_token_valid_until
+                .is_some_and(|at| at <= now.saturating_add(warning.as_secs()));
+        self
     }
 }
 
@@ -59,7 +79,10 @@ pub fn collect(
         .iter()
         .map(|a| {
             let st = TokenStatus::load(store, &a.username)?;
-            Ok(AccountStatus::new(a, &st))
+            Ok(AccountStatus::new(a, &st).with_refresh_warning(
+                config.proxy.refresh_token_warning,
+                crate::oauth::outcome::unix_now(),
+            ))
         })
         .collect()
 }
@@ -140,6 +163,14 @@ pub fn table(list: &[AccountStatus]) -> String {
         if s.encrypted_with_client_password {
             out.push_str(&format!(
                 "{}: encrypted with client password (readable only while that client logs in)\n",
+                s.account
+            ));
+        }
+        if s.refresh_token_expiring {
+            out.push_str(&format!(
+                "{}: refresh token expiring at {}: run `oauth-mail-proxy login {}` before then\n",
+                s.account,
+                time(s.refresh_token_valid_until),
                 s.account
             ));
         }

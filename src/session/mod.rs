@@ -26,9 +26,9 @@ use crate::connector::Target;
 use crate::driver::{DriveError, Upgrade, drive};
 use crate::error::{SessionError, Side};
 use crate::oauth::{TokenError, TokenManager};
-use secrecy::SecretString;
 use crate::proto::{Credentials, Limits, LocalTls, LoginRejection, UpstreamAuthError};
 use crate::stream::Stream;
+use secrecy::SecretString;
 
 /// What every session of the process shares.
 pub struct Shared {

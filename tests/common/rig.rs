@@ -90,6 +90,7 @@ impl Rig {
             obtained_at: now,
             last_refresh: None,
             needs_login: None,
+            refresh_expires_at: None,
         };
         store.save(USER, &rec).unwrap();
         (access, refresh)

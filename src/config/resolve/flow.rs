@@ -163,26 +163,20 @@ pub(super) fn resolve(
 }
 
 /// A fixed loopback redirect URI: `http://127.0.0.1:PORT/`, `http://[::1]:PORT/` or
-/// `http://localhost:PORT/path`, with an explicit port and no query or fragment.
+/// `http://localhost:PORT/path` (or the same with `https://`, served with the local
+/// certificate), with an explicit port and no query or fragment.
 fn redirect_uri(cx: &Ctx, r: &Spanned<String>) -> Result<Url, ConfigError> {
     const KEY: &str = "account.redirect_uri";
     let url = Url::parse(r.get_ref()).map_err(|e| cx.invalid(r, KEY, format!("not a URL: {e}")))?;
     match url.scheme() {
-        "http" => {}
-        "https" => {
-            return Err(cx.invalid(
-                r,
-                KEY,
-                "https:// loopback redirects are not supported; use http://127.0.0.1:PORT/ (RFC 8252 §7.3)",
-            ));
-        }
+        "http" | "https" => {}
         s => return Err(cx.invalid(r, KEY, format!("unsupported scheme \"{s}\""))),
     }
     if !url.host_str().is_some_and(is_loopback_host_url) {
         return Err(cx.invalid(
             r,
             KEY,
-            "must be a loopback address: http://127.0.0.1:PORT/, http://[::1]:PORT/ or http://localhost:PORT/",
+            "must be a loopback address: http(s)://127.0.0.1:PORT/, http(s)://[::1]:PORT/ or http(s)://localhost:PORT/",
         ));
     }
     if url.port().is_none_or(|p| p == 0) {
