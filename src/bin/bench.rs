@@ -1,0 +1,149 @@
+//! `cargo run --release --bin bench -- [--quick] [--scenario NAME] [--json FILE]`
+//!
+//! Measures the proxy against a direct connection in the same run (issue 6): every
+//! scenario alternates direct and through-proxy rounds and reports medians, the ratio
+//! proxy/direct, the proxy's CPU and peak RSS (the proxy runs as a child process,
+//! `oauth-mail-proxy serve`, so /proc/PID figures are its own). The load client and
+//! the upstreams run in this process on separate runtimes ("bench-client" and
+//! "bench-up" threads). Targets are reported, never asserted.
+
+#[path = "../bench/mod.rs"]
+mod bench;
+
+use std::time::Duration;
+
+use bench::report::Row;
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(about = "Benchmark: the proxy versus a direct connection, on loopback")]
+struct Args {
+    /// Smaller volumes (200 MB bulk, 1,000 sessions, shorter token lifetime).
+    #[arg(long)]
+    quick: bool,
+    /// Run one scenario: download, upload, logins, sessions, refresh.
+    #[arg(long)]
+    scenario: Option<String>,
+    /// Also write the results as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<std::path::PathBuf>,
+    /// Idle sessions for the sessions scenario [default: 10,000, --quick 1,000;
+    /// capped by the open-file limit].
+    #[arg(long)]
+    sessions: Option<usize>,
+    /// Accounts for the refresh scenario.
+    #[arg(long, default_value_t = 1000)]
+    accounts: usize,
+}
+
+const MB: u64 = 1_000_000;
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    let want = |s: &str| args.scenario.as_deref().is_none_or(|x| x == s);
+    let rounds = if args.quick { 3 } else { 5 };
+    let bulk = bench::bulk::Bulk {
+        total: if args.quick { 200 * MB } else { 1000 * MB },
+        message: 100 * MB,
+        rounds,
+    };
+    let nofile = bench::proc::nofile_limit();
+    let fit = (nofile.saturating_sub(200) / 2) as usize;
+    let sessions = args
+        .sessions
+        .unwrap_or(if args.quick { 1000 } else { 10_000 })
+        .min(fit);
+    let env = bench::env::Env::start(bulk.message as usize);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("bench-client")
+        .enable_all()
+        .build()?;
+    let store = oauth_mail_proxy::oauth::TokenStore::open(&env.state_dir())?;
+    let now = oauth_mail_proxy::oauth::outcome::unix_now();
+    let token = env.store_tokens(&store, bench::env::USER, now + 3600);
+    let hash = oauth_mail_proxy::accounts::hash_password(&bench::env::PASSWORD.to_string().into());
+    let mut rows: Vec<Row> = Vec::new();
+    let mut meta = serde_json::json!({
+        "quick": args.quick,
+        "cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "rounds": rounds,
+        "bulk_bytes_per_round": bulk.total,
+        "sessions": sessions,
+        "nofile_limit": nofile,
+        "cpu_source": "proxy: /proc/<child pid>/stat utime+stime; client: /proc/self/task (bench-client threads)",
+    });
+    let main_sets = ["download", "upload", "logins"];
+    if main_sets.iter().any(|s| want(s)) {
+        let p = env.proxy(&[(bench::env::USER.into(), hash.clone())], "1m");
+        let cpu0 = p.cpu();
+        rt.block_on(async {
+            if want("download") {
+                eprintln!("bulk download ...");
+                rows.extend(bench::bulk::run(&env, &p, &bulk, &token, false).await?);
+            }
+            if want("upload") {
+                eprintln!("bulk upload ...");
+                rows.extend(bench::bulk::run(&env, &p, &bulk, &token, true).await?);
+            }
+            if want("logins") {
+                eprintln!("logins ...");
+                let n = if args.quick { 200 } else { 1000 };
+                rows.extend(bench::logins::run(&env, &p, &token, n, rounds).await?);
+            }
+            Ok::<_, std::io::Error>(())
+        })?;
+        meta["proxy_cpu_seconds"] = (p.cpu() - cpu0).into();
+        meta["proxy_peak_rss_kib"] = p.hwm_kib().into();
+        rows.push(Row::new(
+            "proxy process",
+            "peak RSS (VmHWM)",
+            "KiB",
+            None,
+            p.hwm_kib() as f64,
+        ));
+    }
+    if want("sessions") {
+        for tls in [false, true] {
+            eprintln!("{sessions} idle sessions (tls: {tls}) ...");
+            let p = env.proxy(&[(bench::env::USER.into(), hash.clone())], "1m");
+            rows.extend(rt.block_on(bench::sessions::run(&env, &p, sessions, tls))?);
+        }
+    }
+    if want("refresh") {
+        let lifetime = if args.quick { 20 } else { 45 };
+        eprintln!(
+            "token refresh: {} accounts, tokens expire in {lifetime}-{}s ...",
+            args.accounts,
+            lifetime + 9
+        );
+        let thresholds = bench::refresh::seed(&env, args.accounts, lifetime);
+        let h = bench::refresh::cheap_hash();
+        let accounts: Vec<(String, String)> = (0..args.accounts)
+            .map(|i| (bench::refresh::user(i), h.clone()))
+            .collect();
+        let p = env.proxy(&accounts, &bench::refresh::margin());
+        let run_for = Duration::from_secs(lifetime + 20);
+        rows.extend(rt.block_on(bench::refresh::run(&env, p.plain, thresholds, run_for))?);
+        rows.push(Row::new(
+            "proxy process (refresh)",
+            "peak RSS (VmHWM)",
+            "KiB",
+            None,
+            p.hwm_kib() as f64,
+        ));
+    }
+    bench::report::print(&rows);
+    println!(
+        "\nCPU: proxy figures are the child process's own; the client and upstreams share the bench process."
+    );
+    if let Some(path) = &args.json {
+        std::fs::write(
+            path,
+            serde_json::to_string_pretty(&bench::report::json(&rows, meta))?,
+        )?;
+        println!("JSON written to {}", path.display());
+    }
+    Ok(())
+}
