@@ -12,7 +12,7 @@ set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
 
-PACKAGES=(dovecot-imapd dovecot-pop3d dovecot-submissiond python3 curl openssl)
+PACKAGES=(dovecot-imapd dovecot-pop3d dovecot-submissiond python3 curl openssl chromium chromium-driver)
 POLICY=/usr/sbin/policy-rc.d
 SCRIPT="$(readlink -f "${BASH_SOURCE[0]}")"
 

@@ -2,17 +2,25 @@
 //!
 //! Passwords are stored as Argon2id PHC strings. Verification runs on tokio's
 //! blocking pool behind a semaphore, so a burst of logins can neither stall the async
-//! workers nor fork unbounded CPU work. An unknown user costs the same hash as a
-//! known one, so the reply timing does not tell them apart.
+//! workers nor fork unbounded CPU work.
+//!
+//! **Constant cost.** Every check (not answered from the verdict cache) costs exactly
+//! one Argon2id verification — the account's hash, or a dummy hash for an unknown user
+//! or a template's unlisted user — plus [`MAX_PER_ACCOUNT`] constant-time comparisons
+//! of SHA-256 digests against the account's app passwords (padded with dummies; see
+//! [`crate::app_passwords`] for why app passwords need no Argon2). So the reply timing
+//! does not tell an unknown user from a wrong password, nor an account with 16 app
+//! passwords from one with none.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Semaphore;
 
-use crate::app_passwords::AppPasswords;
+use crate::app_passwords::{AppPasswords, MAX_PER_ACCOUNT};
 use crate::config::Account;
 use crate::proto::Credentials;
 use crate::verdict_cache::VerdictCache;
@@ -59,9 +67,18 @@ pub struct Accounts {
     dummy: Arc<String>,
     pool: Arc<Semaphore>,
     app_passwords: AppPasswords,
-    /// Recent successful checks: which password matched, and its hash (so a changed
-    /// password or a revoked app password no longer matches the cached verdict).
-    verdicts: Arc<VerdictCache<(Matched, String)>>,
+    /// Recent successful checks: which password matched, and its hash or digest (so a
+    /// changed password or a revoked app password no longer matches the cached verdict).
+    verdicts: Arc<VerdictCache<(Matched, Stored)>>,
+    /// Argon2 verifications run so far (see [`Accounts::argon2_checks`]).
+    argon2_runs: Arc<AtomicU64>,
+}
+
+/// What a matched password was checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Stored {
+    Hash(String),
+    Digest([u8; 32]),
 }
 
 /// Which of an account's passwords matched.
@@ -81,7 +98,14 @@ impl Accounts {
             pool: Arc::new(Semaphore::new(workers)),
             app_passwords: AppPasswords::none(),
             verdicts: Arc::default(),
+            argon2_runs: Arc::default(),
         }
+    }
+
+    /// How many Argon2 verifications this set of accounts has run (clones share the
+    /// count). Every login not answered from the verdict cache costs exactly one.
+    pub fn argon2_checks(&self) -> u64 {
+        self.argon2_runs.load(Ordering::Relaxed)
     }
 
     /// Also accepts the accounts' app passwords (see [`crate::app_passwords`]).
@@ -104,40 +128,33 @@ impl Accounts {
     pub async fn authenticate(&self, creds: &Credentials) -> Option<Account> {
         let account = self.find(&creds.username);
         let identity_ok = creds.authzid.as_deref().is_none_or(|z| z == creds.username);
-        let mut candidates = vec![(
-            Matched::Password,
-            match &account {
-                Some(a) => a.password_hash.clone(),
-                None => self.dummy.as_ref().clone(),
-            },
-        )];
-        if let Some(a) = &account {
-            candidates.extend(
-                self.app_passwords
-                    .for_account(&a.username)
-                    .into_iter()
-                    .map(|(name, hash)| (Matched::App(name), hash)),
-            );
-        }
+        let phc = match &account {
+            Some(a) => a.password_hash.clone(),
+            None => self.dummy.as_ref().clone(),
+        };
+        // Looked up (one `stat`) for unknown users too, so they cost the same.
+        let apps = self.app_passwords.for_account(
+            account
+                .as_ref()
+                .map_or(creds.username.as_str(), |a| a.username.as_str()),
+        );
+        let apps = if account.is_some() { apps } else { Vec::new() };
         let secret = creds.password.expose_secret();
         let cached = self
             .verdicts
             .get(&creds.username, secret)
             .filter(|_| account.is_some())
-            .filter(|hit| candidates.contains(hit));
+            .filter(|(m, stored)| match (m, stored) {
+                (Matched::Password, Stored::Hash(h)) => *h == phc,
+                (Matched::App(name), Stored::Digest(d)) => {
+                    apps.iter().any(|(n, a)| n == name && a == d)
+                }
+                _ => false,
+            });
         let matched = match cached {
             Some((m, _)) => Some(m),
             None => {
-                let password = creds.password.clone();
-                let _permit = self.pool.acquire().await.ok()?;
-                let found = tokio::task::spawn_blocking(move || {
-                    candidates
-                        .into_iter()
-                        .find(|(_, phc)| verify(phc, &password))
-                })
-                .await
-                .ok()
-                .flatten();
+                let found = self.check(phc, apps, creds.password.clone()).await;
                 if let (Some(hit), Some(_)) = (&found, &account) {
                     self.verdicts.insert(&creds.username, secret, hit.clone());
                 }
@@ -159,6 +176,44 @@ impl Accounts {
             }
             _ => None,
         }
+    }
+}
+
+impl Accounts {
+    /// The full check on the blocking pool: one Argon2 verification of `phc` and
+    /// [`MAX_PER_ACCOUNT`] digest comparisons, whatever matches. The password wins over
+    /// an app password (they cannot both match in practice).
+    async fn check(
+        &self,
+        phc: String,
+        apps: Vec<(String, [u8; 32])>,
+        password: SecretString,
+    ) -> Option<(Matched, Stored)> {
+        let _permit = self.pool.acquire().await.ok()?;
+        let runs = self.argon2_runs.clone();
+        tokio::task::spawn_blocking(move || {
+            let digest = crate::app_passwords::digest(password.expose_secret().as_bytes());
+            let mut app = None;
+            for i in 0..MAX_PER_ACCOUNT {
+                // Past the account's own, compare against a digest nothing matches.
+                let (name, stored) = match apps.get(i) {
+                    Some((n, d)) => (Some(n), *d),
+                    None => (None, [0u8; 32]),
+                };
+                let hit = crate::secret::ct_eq(&digest, &stored);
+                if let (true, Some(n), None) = (hit, name, &app) {
+                    app = Some((Matched::App(n.clone()), Stored::Digest(stored)));
+                }
+            }
+            runs.fetch_add(1, Ordering::Relaxed);
+            if verify(&phc, &password) {
+                return Some((Matched::Password, Stored::Hash(phc)));
+            }
+            app
+        })
+        .await
+        .ok()
+        .flatten()
     }
 }
 

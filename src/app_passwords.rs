@@ -2,11 +2,25 @@
 //! so one can be revoked without touching the others.
 //!
 //! They live in `<state_dir>/app-passwords.json` (mode 0600, written atomically), not
-//! in the user's config file, and only as Argon2id hashes:
+//! in the user's config file, and only as SHA-256 digests:
 //!
 //! ```json
-//! {"version":1,"accounts":{"alice@example.com":[{"name":"helpdesk","hash":"$argon2id$...","created":1700000000}]}}
+//! {"version":2,"accounts":{"alice@example.com":[{"name":"helpdesk","sha256":"9f86d0...","created":1700000000}]}}
 //! ```
+//!
+//! **Why a plain digest, not Argon2id.** App passwords are not chosen by people: we
+//! generate them (18 random bytes, 144 bits), so there is no dictionary to try and a
+//! slow, salted hash buys nothing — guessing a preimage of the digest is as hopeless as
+//! guessing the password. A plain (unkeyed) digest needs no key to manage: the CLI
+//! writes the file and the proxy reads it with nothing else shared. The digest is
+//! domain-separated ([`DIGEST_CONTEXT`]) so it is not a bare SHA-256 of the password.
+//! What it buys: checking an app password costs microseconds, so a login pays exactly
+//! one Argon2id verification (the account's password) whatever the number of app
+//! passwords, and the reply timing does not tell accounts with and without app
+//! passwords (or unknown users) apart (see [`crate::accounts`]).
+//!
+//! Version 1 files held Argon2id hashes; they are refused with an error telling to
+//! delete the file and add the app passwords again.
 //!
 //! The running proxy re-reads the file when its modification time or size changed
 //! (one `stat` per login), so `app-password add`/`revoke` take effect without a restart.
@@ -16,13 +30,19 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 /// File name inside the state directory.
 pub const FILE: &str = "app-passwords.json";
-/// At most this many app passwords per account (each costs one hash per failed login).
+/// At most this many app passwords per account. Every login compares this many
+/// digests (padding with dummies), so the count of an account's app passwords does not
+/// show in the timing.
 pub const MAX_PER_ACCOUNT: usize = 16;
+/// The file format this version reads and writes.
+pub const VERSION: u32 = 2;
+/// Prefix hashed before the password (domain separation).
+pub const DIGEST_CONTEXT: &[u8] = b"oauth-mail-proxy app password v2\0";
 /// Largest file read.
 const MAX_FILE: u64 = 4 << 20;
 /// Random bytes of a generated password (base64url: 24 characters).
@@ -49,13 +69,40 @@ pub enum AppPasswordError {
     BadName,
 }
 
-/// One stored app password (hash only).
+/// The digest stored for an app password: SHA-256 of [`DIGEST_CONTEXT`] and the
+/// password.
+pub fn digest(password: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(DIGEST_CONTEXT);
+    h.update(password);
+    h.finalize().into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<[u8; 32]> {
+    let s = s.as_bytes();
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in s.chunks(2).enumerate() {
+        let digit = |c: u8| (c as char).to_digit(16);
+        out[i] = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
+    }
+    Some(out)
+}
+
+/// One stored app password (digest only).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct AppPassword {
     pub name: String,
-    /// Argon2id PHC string.
-    pub hash: String,
+    /// Lowercase hex of [`digest`] of the password.
+    pub sha256: String,
     /// Unix seconds.
     pub created: u64,
 }
@@ -97,10 +144,35 @@ fn read(path: &Path) -> Result<FileData, AppPasswordError> {
     if buf.len() as u64 > MAX_FILE {
         return Err(corrupt("file too large".into()));
     }
-    let data: FileData =
-        serde_json::from_slice(&buf).map_err(|e| corrupt(crate::oauth::store::json_err_msg(&e)))?;
-    if data.version != 1 {
-        return Err(corrupt(format!("unknown version {}", data.version)));
+    // The version first, so an old file gets the right message (its entries have
+    // another shape).
+    #[derive(Deserialize)]
+    struct Version {
+        version: u32,
+    }
+    let json_err = |e: serde_json::Error| corrupt(crate::oauth::store::json_err_msg(&e));
+    let version = serde_json::from_slice::<Version>(&buf)
+        .map_err(json_err)?
+        .version;
+    if version == 1 {
+        return Err(corrupt(
+            "version 1 (Argon2id hashes) is no longer read: app passwords are now stored as \
+             SHA-256 digests; delete this file and add the app passwords again \
+             (`oauth-mail-proxy app-password add ACCOUNT NAME`)"
+                .into(),
+        ));
+    }
+    if version != VERSION {
+        return Err(corrupt(format!("unknown version {version}")));
+    }
+    let data: FileData = serde_json::from_slice(&buf).map_err(json_err)?;
+    for p in data.accounts.values().flatten() {
+        if unhex(&p.sha256).is_none() {
+            return Err(corrupt(format!(
+                "app password \"{}\": sha256 is not 64 hex digits",
+                p.name
+            )));
+        }
     }
     Ok(data)
 }
@@ -134,7 +206,7 @@ pub fn path_in(state_dir: &Path) -> PathBuf {
     state_dir.join(FILE)
 }
 
-/// Generates a new app password `name` for `account`, stores its hash and returns
+/// Generates a new app password `name` for `account`, stores its digest and returns
 /// the password (to be shown once).
 pub fn add(state_dir: &Path, account: &str, name: &str) -> Result<SecretString, AppPasswordError> {
     if !valid_name(name) {
@@ -142,7 +214,7 @@ pub fn add(state_dir: &Path, account: &str, name: &str) -> Result<SecretString, 
     }
     let path = path_in(state_dir);
     let mut data = read(&path)?;
-    data.version = 1;
+    data.version = VERSION;
     let list = data.accounts.entry(account.to_string()).or_default();
     if list.iter().any(|p| p.name == name) {
         return Err(AppPasswordError::Exists {
@@ -158,14 +230,14 @@ pub fn add(state_dir: &Path, account: &str, name: &str) -> Result<SecretString, 
     let password = SecretString::from(crate::secret::random_token(PASSWORD_BYTES));
     list.push(AppPassword {
         name: name.to_string(),
-        hash: crate::accounts::hash_password(&password),
+        sha256: hex(&digest(password.expose_secret().as_bytes())),
         created: unix_now(),
     });
     write(&path, &data)?;
     Ok(password)
 }
 
-/// `account`'s app passwords (names, hashes, creation times), oldest first.
+/// `account`'s app passwords (names, digests, creation times), oldest first.
 pub fn list(state_dir: &Path, account: &str) -> Result<Vec<AppPassword>, AppPasswordError> {
     let data = read(&path_in(state_dir))?;
     Ok(data.accounts.get(account).cloned().unwrap_or_default())
@@ -188,7 +260,7 @@ pub fn revoke(state_dir: &Path, account: &str, name: &str) -> Result<(), AppPass
     if list.is_empty() {
         data.accounts.remove(account);
     }
-    data.version = 1;
+    data.version = VERSION;
     write(&path, &data)
 }
 
@@ -226,9 +298,10 @@ impl AppPasswords {
         }
     }
 
-    /// `(name, hash)` of `account`'s app passwords, re-reading the file if it changed.
-    /// A file that cannot be read is logged and counts as no app passwords.
-    pub fn for_account(&self, account: &str) -> Vec<(String, String)> {
+    /// `(name, digest)` of `account`'s app passwords (at most [`MAX_PER_ACCOUNT`]),
+    /// re-reading the file if it changed. A file that cannot be read is logged and
+    /// counts as no app passwords.
+    pub fn for_account(&self, account: &str) -> Vec<(String, [u8; 32])> {
         let Some(path) = &self.path else {
             return Vec::new();
         };
@@ -255,7 +328,7 @@ impl AppPasswords {
             .map(|v| {
                 v.iter()
                     .take(MAX_PER_ACCOUNT)
-                    .map(|p| (p.name.clone(), p.hash.clone()))
+                    .filter_map(|p| Some((p.name.clone(), unhex(&p.sha256)?)))
                     .collect()
             })
             .unwrap_or_default()
@@ -306,5 +379,56 @@ mod tests {
         let live_names: Vec<_> = live.for_account("a").into_iter().map(|p| p.0).collect();
         assert_eq!(live_names, ["scanner"]);
         assert!(live.for_account("b").is_empty());
+    }
+
+    #[test]
+    fn stores_a_digest_of_the_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = AppPasswords::in_state_dir(dir.path());
+        let pw = add(dir.path(), "a", "phone").unwrap();
+        let stored = live.for_account("a");
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].1, digest(pw.expose_secret().as_bytes()));
+        assert_ne!(stored[0].1, digest(b"another password"));
+        let text = std::fs::read_to_string(path_in(dir.path())).unwrap();
+        assert!(text.contains("\"version\": 2"), "{text}");
+        assert!(text.contains(&hex(&stored[0].1)), "{text}");
+        assert_eq!(unhex(&hex(&stored[0].1)), Some(stored[0].1));
+        assert_eq!(unhex("zz"), None);
+    }
+
+    #[test]
+    fn refuses_a_version_1_file_with_advice() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            path_in(dir.path()),
+            r#"{"version":1,"accounts":{"a":[{"name":"x","hash":"$argon2id$v=19$m=16,t=2,p=1$c2FsdHNhbHQ$ZmFrZQ","created":1}]}}"#,
+        )
+        .unwrap();
+        let err = list(dir.path(), "a").unwrap_err().to_string();
+        assert!(
+            err.contains("version 1") && err.contains("app-password add"),
+            "{err}"
+        );
+        let err = add(dir.path(), "a", "y").unwrap_err().to_string();
+        assert!(err.contains("delete this file"), "{err}");
+        // The running proxy counts it as no app passwords.
+        assert!(
+            AppPasswords::in_state_dir(dir.path())
+                .for_account("a")
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn refuses_a_bad_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            path_in(dir.path()),
+            r#"{"version":2,"accounts":{"a":[{"name":"x","sha256":"abc","created":1}]}}"#,
+        )
+        .unwrap();
+        let err = list(dir.path(), "a").unwrap_err().to_string();
+        assert!(err.contains("64 hex digits"), "{err}");
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
-use crate::proto::{Mechanism, UpstreamTls};
+use crate::proto::{Limits, Mechanism, UpstreamTls};
 
 mod raw;
 mod resolve;
@@ -51,6 +51,9 @@ pub struct Config {
     pub proxy: Proxy,
     pub listeners: Vec<Listener>,
     pub accounts: Vec<Account>,
+    /// Acceptable but risky settings, as `file:line: key: message` lines;
+    /// [`Config::load`] logs them at warn (so `check-config` and `serve` show them).
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -63,8 +66,17 @@ pub struct Proxy {
     /// failure from the same source or for the same user, up to the max.
     pub auth_failure_delay: Duration,
     pub auth_failure_max_delay: Duration,
-    /// Deadline for the whole pre-auth phase of a connection.
+    /// Deadline for the whole pre-auth phase of a connection (default of
+    /// [`Listener::preauth_timeout`]).
     pub preauth_timeout: Duration,
+    /// Post-login idle timeout (default of [`Listener::idle_timeout`]).
+    pub idle_timeout: Duration,
+    /// Pre-auth limits (default of [`Listener::limits`]).
+    pub limits: Limits,
+    /// Most client connections open at once, all listeners together.
+    pub max_connections: usize,
+    /// Most client connections open at once from one IP address; 0 = unlimited.
+    pub max_connections_per_source: usize,
     /// Timeout of each upstream step (connect, TLS, greeting, auth).
     pub upstream_timeout: Duration,
     /// Run when an account needs attention (`notify_command`); absolute.
@@ -108,6 +120,13 @@ pub struct Listener {
     /// generated into `state_dir` (only meaningful when `tls` is not `None`).
     pub cert: Option<(PathBuf, PathBuf)>,
     pub upstream: Upstream,
+    /// Pre-auth limits: the listener's keys, else `[proxy]`'s, else the defaults.
+    pub limits: Limits,
+    /// Deadline for the pre-auth phase, TLS handshake included.
+    pub preauth_timeout: Duration,
+    /// A logged-in (spliced) session with no bytes moving either way for this long
+    /// is closed.
+    pub idle_timeout: Duration,
 }
 
 /// One upstream server address.
@@ -295,7 +314,11 @@ impl Config {
             file: path.display().to_string(),
             source,
         })?;
-        Config::parse(&text, path)
+        let config = Config::parse(&text, path)?;
+        for w in &config.warnings {
+            tracing::warn!("{w}");
+        }
+        Ok(config)
     }
 
     /// Parses and validates config text; `path` names it in errors and anchors the

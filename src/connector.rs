@@ -1,6 +1,7 @@
 //! Opening the upstream connection: resolve, TCP connect with a timeout (each address
-//! in turn), and the implicit-TLS handshake with certificate verification. STARTTLS is
-//! not done here: it is an action of the upstream protocol machine.
+//! in turn), and the implicit-TLS handshake with certificate verification, each step
+//! with its own `upstream_timeout`. STARTTLS is not done here: it is an action of the
+//! upstream protocol machine.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,11 +23,8 @@ pub enum ConnectError {
     },
     #[error("cannot connect to {target}: {reason}")]
     Connect { target: String, reason: String },
-    #[error("TLS handshake with {target} failed: {source}")]
-    Tls {
-        target: String,
-        source: std::io::Error,
-    },
+    #[error("TLS handshake with {target} failed: {reason}")]
+    Tls { target: String, reason: String },
     #[error("{0:?} is not a valid TLS server name")]
     BadName(String),
     #[error("no upstream server could be reached: {0}")]
@@ -109,11 +107,16 @@ async fn connect_one(t: &Target, server: &ServerAddr) -> Result<Stream, ConnectE
             .await
         {
             Ok(Ok(())) => {}
-            Ok(Err(source)) => return Err(ConnectError::Tls { target, source }),
+            Ok(Err(e)) => {
+                return Err(ConnectError::Tls {
+                    target,
+                    reason: crate::tls::describe_handshake_error(&e),
+                });
+            }
             Err(_) => {
                 return Err(ConnectError::Tls {
                     target,
-                    source: timed_out(),
+                    reason: format!("timed out after {:?}", t.timeout),
                 });
             }
         }

@@ -19,15 +19,18 @@
 //!   the demo.
 
 pub mod accounts;
+pub mod admin;
 pub mod app_passwords;
 pub mod authserver;
 pub mod cli;
 pub mod config;
+pub mod conn_limit;
 pub mod connector;
 pub mod demo;
 pub mod driver;
 pub mod error;
 pub mod listener;
+pub mod metrics;
 pub mod oauth;
 pub mod ops;
 pub mod private_file;

@@ -1,26 +1,32 @@
 //! Binding the listeners and accepting connections: one accept loop per
-//! `[[listener]]`, a global connection cap, and graceful shutdown through a
+//! `[[listener]]`, a global and a per-source connection cap (`max_connections`,
+//! `max_connections_per_source`: a connection over either is accepted, told "busy"
+//! and closed), and graceful shutdown through a
 //! `CancellationToken` and a `TaskTracker` (so tests start a whole proxy on port 0 in
 //! three lines, mini-redis style).
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::accounts::Accounts;
 use crate::config::{Config, ListenTls, Protocol};
+use crate::conn_limit::{RefusalLog, SourceLimiter, busy_reply};
 use crate::connector::Target;
 use crate::oauth::{TokenManager, TokenStore};
-use crate::proto::Limits;
 use crate::session::{self, ListenerCtx, Shared};
 
-/// Most connections open at once, all listeners together.
+/// Default of `max_connections`: most connections open at once, all listeners together.
 pub const MAX_CONNECTIONS: usize = 10_000;
+/// At most one "too many connections" log line per this interval.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -52,6 +58,9 @@ impl Server {
     pub async fn bind(config: Config) -> Result<Server, ServeError> {
         let store = TokenStore::open(&config.proxy.state_dir)
             .map_err(|e| ServeError::Store(e.to_string()))?;
+        store
+            .check_permissions()
+            .map_err(|e| ServeError::Store(e.to_string()))?;
         let http =
             crate::oauth::client::http_client().map_err(|e| ServeError::Http(e.to_string()))?;
         let shutdown = CancellationToken::new();
@@ -66,7 +75,6 @@ impl Server {
                 &config.proxy,
             )
             .0,
-            limits: Limits::default(),
             throttle: crate::throttle::Throttle::new(
                 config.proxy.auth_failure_delay,
                 config.proxy.auth_failure_max_delay,
@@ -126,7 +134,11 @@ impl Server {
     /// ends spliced sessions and waits for every session task to finish.
     pub async fn run(self, shutdown: CancellationToken) {
         let tracker = TaskTracker::new();
-        let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let caps = Arc::new(Caps {
+            global: Arc::new(Semaphore::new(self.shared.proxy.max_connections)),
+            per_source: SourceLimiter::new(self.shared.proxy.max_connections_per_source),
+            log: RefusalLog::new(REFUSAL_LOG_INTERVAL),
+        });
         for (tcp, ctx) in self.listeners {
             let addr = tcp.local_addr().ok();
             info!(listener = ?addr, protocol = ctx.cfg.protocol.name(), upstream = %ctx.upstream.servers[0], "listening");
@@ -134,7 +146,7 @@ impl Server {
                 tcp,
                 ctx,
                 self.shared.clone(),
-                permits.clone(),
+                caps.clone(),
                 tracker.clone(),
                 shutdown.clone(),
             ));
@@ -146,19 +158,46 @@ impl Server {
     }
 }
 
+/// The connection caps all listeners share.
+struct Caps {
+    /// `max_connections` permits; one is held for each session's lifetime.
+    global: Arc<Semaphore>,
+    per_source: Arc<SourceLimiter>,
+    log: RefusalLog,
+}
+
+/// Refuses a connection over a cap: a plaintext listener gets the protocol's busy
+/// reply (one non-blocking write to the fresh socket, no task), an implicit-TLS
+/// listener is just closed.
+fn refuse(
+    sock: tokio::net::TcpStream,
+    peer: SocketAddr,
+    ctx: &ListenerCtx,
+    caps: &Caps,
+    cap: &str,
+) {
+    if let Some(held_back) = caps.log.should_log(std::time::Instant::now()) {
+        warn!(source = %peer.ip(), listener = %ctx.cfg.bind, cap, refused_since_last_log = held_back, "too many connections; refusing");
+    }
+    if ctx.cfg.tls == ListenTls::Implicit {
+        return;
+    }
+    if let Ok(mut std_sock) = sock.into_std() {
+        // The send buffer of a new socket is empty: this short write does not block.
+        let _ = std_sock.write(busy_reply(ctx.cfg.protocol));
+        let _ = std_sock.shutdown(std::net::Shutdown::Write);
+    }
+}
+
 async fn accept_loop(
     tcp: TcpListener,
     ctx: Arc<ListenerCtx>,
     shared: Arc<Shared>,
-    permits: Arc<Semaphore>,
+    caps: Arc<Caps>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 ) {
     loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-            _ = shutdown.cancelled() => return,
-        };
         let (sock, peer) = tokio::select! {
             r = tcp.accept() => match r {
                 Ok(x) => x,
@@ -171,6 +210,15 @@ async fn accept_loop(
             },
             _ = shutdown.cancelled() => return,
         };
+        let Ok(permit) = caps.global.clone().try_acquire_owned() else {
+            refuse(sock, peer, &ctx, &caps, "max_connections");
+            continue;
+        };
+        let Some(source) = caps.per_source.try_acquire(peer.ip()) else {
+            drop(permit);
+            refuse(sock, peer, &ctx, &caps, "max_connections_per_source");
+            continue;
+        };
         let shared = shared.clone();
         let ctx = ctx.clone();
         let run = async move {
@@ -179,7 +227,7 @@ async fn accept_loop(
                 Protocol::Pop3 => session::run::<session::Pop3>(shared, ctx, sock, peer).await,
                 Protocol::Smtp => session::run::<session::Smtp>(shared, ctx, sock, peer).await,
             }
-            drop(permit);
+            drop((permit, source));
         };
         tracker.spawn(run);
     }

@@ -1,5 +1,6 @@
 //! Writing files that hold secrets: mode 0600 from the start, atomically (temp file in
-//! the same directory, fsync, rename), so a crash never leaves a half-written file.
+//! the same directory, fsync, rename, fsync of the directory), so a crash never leaves
+//! a half-written file and a failed write (disk full) leaves the old file as it was.
 
 use std::io::Write;
 use std::path::Path;
@@ -16,7 +17,10 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         .create(dir)
 }
 
-/// Atomically replaces `path` with `bytes`, mode 0600.
+/// Atomically replaces `path` with `bytes`, mode 0600. On any error before the
+/// rename (e.g. `ENOSPC`, `EFBIG`) the temporary file is removed and `path` is
+/// untouched; an error from the directory fsync after it is returned too (the new
+/// contents may not survive a crash).
 pub fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let dir = match path.parent() {
@@ -30,10 +34,7 @@ pub fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio_rustls::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
+use tokio_rustls::rustls::{self, CertificateError, ClientConfig, RootCertStore, ServerConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -117,4 +117,62 @@ pub fn client_config(extra_ca: Option<&Path>) -> Result<Arc<ClientConfig>, TlsEr
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(cfg))
+}
+
+/// A failed TLS handshake in words, for the log: rustls's reason when there is one,
+/// with the usual certificate problems (unknown issuer, expired, wrong name) and a
+/// refused protocol version (TLS 1.2 is the minimum) spelled out.
+pub fn describe_handshake_error(e: &std::io::Error) -> String {
+    let Some(err) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
+        return e.to_string();
+    };
+    match err {
+        rustls::Error::InvalidCertificate(c) => describe_certificate_error(c),
+        other => {
+            let text = other.to_string();
+            if format!("{other:?}").contains("Version") {
+                format!("TLS protocol version refused (TLS 1.2 is the minimum): {text}")
+            } else {
+                text
+            }
+        }
+    }
+}
+
+fn describe_certificate_error(c: &CertificateError) -> String {
+    match c {
+        CertificateError::UnknownIssuer => "certificate rejected: unknown issuer (self-signed, \
+            or not signed by a trusted CA; trust a private CA with upstream_ca)"
+            .to_owned(),
+        CertificateError::Expired => "certificate rejected: certificate expired".to_owned(),
+        CertificateError::NotValidForName => {
+            "certificate rejected: certificate not valid for name".to_owned()
+        }
+        other => format!("certificate rejected: {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io(e: rustls::Error) -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, e)
+    }
+
+    #[test]
+    fn handshake_errors_say_why() {
+        let unknown = io(CertificateError::UnknownIssuer.into());
+        assert!(describe_handshake_error(&unknown).contains("unknown issuer"));
+        let expired = io(CertificateError::Expired.into());
+        assert!(describe_handshake_error(&expired).contains("certificate expired"));
+        let name = io(CertificateError::NotValidForName.into());
+        assert!(describe_handshake_error(&name).contains("not valid for name"));
+        let alert = io(rustls::Error::AlertReceived(
+            rustls::AlertDescription::ProtocolVersion,
+        ));
+        assert!(describe_handshake_error(&alert).contains("TLS 1.2 is the minimum"));
+        let other = std::io::Error::other("connection reset");
+        assert_eq!(describe_handshake_error(&other), "connection reset");
+    }
 }

@@ -304,3 +304,103 @@ async fn jwt_bearer_template_logs_each_user_in_without_stored_tokens() {
     assert!(r.tagged.starts_with("NO"), "{r:?}");
     proxy.stop().await;
 }
+
+/// A config (no Dovecot needed: nothing here goes upstream) with two accounts:
+/// alice without app passwords, bob with the maximum of 16.
+fn cost_config(dir: &Path, alice_pw: &str, bob_pw: &str) -> PathBuf {
+    let listener = common::proxy::ListenerSpec {
+        protocol: "imap",
+        alternate_first: None,
+        tls: "none",
+        upstream: "127.0.0.1:9".parse().unwrap(),
+        upstream_tls: "none",
+        upstream_ca: None,
+    };
+    let (alice_hash, bob_hash) = (hash(alice_pw), hash(bob_pw));
+    let account = |username, password_hash| common::proxy::AccountSpec {
+        username,
+        password_hash,
+        client_id: "client",
+        client_secret: "secret",
+        authorize_url: "http://127.0.0.1:9/authorize",
+        token_url: "http://127.0.0.1:9/token",
+        mechanism: "xoauth2",
+        extra: "",
+    };
+    write_config(
+        dir,
+        &[listener],
+        &[
+            account(USER, &alice_hash),
+            account("bob@example.com", &bob_hash),
+        ],
+    )
+}
+
+fn creds(user: &str, password: &str) -> oauth_mail_proxy::proto::Credentials {
+    oauth_mail_proxy::proto::Credentials {
+        authzid: None,
+        username: user.into(),
+        password: SecretString::from(password.to_string()),
+    }
+}
+
+/// Unknown user, wrong password without app passwords, wrong password with 16 app
+/// passwords: each costs exactly one Argon2 verification (no timing oracle), and an
+/// app password still logs in.
+#[tokio::test]
+async fn every_login_check_costs_exactly_one_argon2_verification() {
+    use oauth_mail_proxy::accounts::Accounts;
+    use oauth_mail_proxy::app_passwords::{self, AppPasswords, MAX_PER_ACCOUNT};
+    let dir = tempfile::tempdir().unwrap();
+    let alice_pw = oauth_mail_proxy::secret::random_token(12);
+    let bob_pw = oauth_mail_proxy::secret::random_token(12);
+    let config = cost_config(dir.path(), &alice_pw, &bob_pw);
+    let config = oauth_mail_proxy::config::Config::load(&config).unwrap();
+    let state = &config.proxy.state_dir;
+    let app_pws: Vec<_> = (0..MAX_PER_ACCOUNT)
+        .map(|i| app_passwords::add(state, "bob@example.com", &format!("app{i}")).unwrap())
+        .collect();
+    let accounts = Accounts::new(config.accounts.clone())
+        .with_app_passwords(AppPasswords::in_state_dir(state));
+    let wrong = oauth_mail_proxy::secret::random_token(12);
+
+    let cost = async |user: &str, pw: &str| {
+        let before = accounts.argon2_checks();
+        let ok = accounts.authenticate(&creds(user, pw)).await.is_some();
+        (ok, accounts.argon2_checks() - before)
+    };
+    assert_eq!(
+        cost("nobody@example.com", &wrong).await,
+        (false, 1),
+        "unknown user"
+    );
+    assert_eq!(cost(USER, &wrong).await, (false, 1), "no app passwords");
+    assert_eq!(
+        cost("bob@example.com", &wrong).await,
+        (false, 1),
+        "16 app passwords"
+    );
+    // Another account's app password is just a wrong password.
+    let last = secrecy::ExposeSecret::expose_secret(&app_pws[MAX_PER_ACCOUNT - 1]).to_string();
+    assert_eq!(cost(USER, &last).await, (false, 1));
+    // The real passwords work, at the same cost; a repeat comes from the verdict cache.
+    assert_eq!(
+        cost("bob@example.com", &last).await,
+        (true, 1),
+        "last app password"
+    );
+    assert_eq!(cost("bob@example.com", &last).await, (true, 0), "cached");
+    assert_eq!(cost("bob@example.com", &bob_pw).await, (true, 1));
+    assert_eq!(cost(USER, &alice_pw).await, (true, 1));
+    // Failures are never cached.
+    assert_eq!(cost("bob@example.com", &wrong).await, (false, 1));
+    // A revoked app password stops working at once, cache or not.
+    app_passwords::revoke(
+        state,
+        "bob@example.com",
+        &format!("app{}", MAX_PER_ACCOUNT - 1),
+    )
+    .unwrap();
+    assert_eq!(cost("bob@example.com", &last).await, (false, 1), "revoked");
+}

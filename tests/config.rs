@@ -209,3 +209,72 @@ fn flow_keys_resolve() {
     );
     assert_eq!(g.scopes, ["https://mail.google.com/"]);
 }
+
+#[test]
+fn limits_resolve_with_listener_overrides() {
+    use std::time::Duration;
+    let h = hash();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let c = parse(&dir.join("tests/fixtures/config/valid/limits.toml"), &h).unwrap();
+    assert_eq!(c.proxy.max_connections, 500);
+    assert_eq!(c.proxy.max_connections_per_source, 0, "0 = unlimited");
+    let (imap, pop3) = (&c.listeners[0], &c.listeners[1]);
+    assert_eq!(imap.limits.max_line, 600, "the listener's key wins");
+    assert_eq!(imap.limits.max_auth_failures, 1);
+    assert_eq!(imap.preauth_timeout, Duration::from_secs(5));
+    assert_eq!(imap.idle_timeout, Duration::from_secs(2));
+    assert_eq!(imap.limits.max_literal, 2048, "not overridden: [proxy]'s");
+    assert_eq!(imap.limits.max_errors, 4);
+    assert_eq!(
+        pop3.limits, c.proxy.limits,
+        "no overrides: [proxy]'s limits"
+    );
+    assert_eq!(pop3.limits.max_line, 4096);
+    assert_eq!(pop3.limits.max_sasl, 8192);
+    assert_eq!(pop3.preauth_timeout, Duration::from_secs(30));
+    assert_eq!(pop3.idle_timeout, Duration::from_secs(40 * 60));
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert!(
+        c.warnings[0].contains("limits.toml:19: `listener.idle_timeout`: 2s is under 31 minutes"),
+        "{:?}",
+        c.warnings
+    );
+
+    let m = parse(&dir.join("tests/fixtures/config/valid/minimal.toml"), &h).unwrap();
+    let l = &m.listeners[0];
+    assert_eq!(l.limits, oauth_mail_proxy::proto::Limits::default());
+    assert_eq!(
+        (l.limits.max_line, l.limits.max_literal, l.limits.max_sasl),
+        (8192, 4096, 12288)
+    );
+    assert_eq!((l.limits.max_auth_failures, l.limits.max_errors), (3, 5));
+    assert_eq!(l.preauth_timeout, Duration::from_secs(60));
+    assert_eq!(l.idle_timeout, Duration::from_secs(35 * 60));
+    assert_eq!(m.proxy.max_connections, 10_000);
+    assert_eq!(m.proxy.max_connections_per_source, 1_000);
+    assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+}
+
+#[test]
+fn short_proxy_idle_timeout_warns_only_for_imap_listeners() {
+    let h = hash();
+    let text = "[proxy]\nidle_timeout = \"10m\"\n\n[[listener]]\nprotocol = \"smtp\"\nupstream = \"smtp.example.com\"\n\n[[listener]]\nprotocol = \"imap\"\nupstream = \"imap.example.com\"\n\n[[account]]\nusername = \"a\"\npassword_hash = \"@HASH@\"\nclient_id = \"id\"\nauthorize_url = \"https://a.example.com/a\"\ntoken_url = \"https://a.example.com/t\"\n"
+        .replace("@HASH@", &h);
+    let c = Config::parse(&text, Path::new("w.toml")).unwrap();
+    assert_eq!(
+        c.warnings,
+        [
+            "w.toml:2: `proxy.idle_timeout`: 10m is under 31 minutes: IMAP IDLE clients (which re-issue IDLE every 29 minutes) may be cut off"
+        ]
+    );
+    let smtp_only = text
+        .split("\n\n[[listener]]\nprotocol = \"imap\"")
+        .next()
+        .unwrap()
+        .to_string()
+        + "\n\n[[account]]\nusername = \"a\"\npassword_hash = \""
+        + &h
+        + "\"\nclient_id = \"id\"\nauthorize_url = \"https://a.example.com/a\"\ntoken_url = \"https://a.example.com/t\"\n";
+    let c = Config::parse(&smtp_only, Path::new("w.toml")).unwrap();
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}

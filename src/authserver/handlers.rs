@@ -126,6 +126,12 @@ async fn authorize(State(s): State<Arc<Shared>>, RawQuery(query): RawQuery) -> R
 /// POST /token.
 async fn token(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
     s.token_requests.fetch_add(1, Ordering::SeqCst);
+    if let Some(fault) = s.token_fault()
+        && let Some(response) = super::fault::apply(fault).await
+    {
+        tracing::info!(?fault, "token request answered with an injected fault");
+        return response;
+    }
     match token_grant(&s, &headers, &body) {
         Ok((grant_type, issued)) => {
             s.count_grant(grant_type);

@@ -16,6 +16,8 @@
 //! * `client_credentials` tokens introspect as the request's `login_hint` (a test
 //!   extension) or [`AuthServerConfig::default_user`]: app-only tokens stand for the
 //!   mailbox the proxy names upstream.
+//! * [`AuthServer::set_token_fault`] makes `/token` fail on purpose ([`TokenFault`]:
+//!   5xx, 429 with `Retry-After`, HTML, JSON without a token, slow, hanging).
 //! * `POST /revoke` (RFC 7009): revoking a refresh token revokes its family.
 //! * `POST /introspect` (RFC 7662) for the introspection client, plus the GET
 //!   variants used by Dovecot's other `introspection_mode`s.
@@ -34,6 +36,7 @@
 
 mod device;
 mod error;
+mod fault;
 mod handlers;
 mod jwt;
 mod params;
@@ -53,6 +56,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use error::OAuthError;
+pub use fault::TokenFault;
 pub use params::s256_challenge;
 
 use handlers::DEFAULT_SCOPE;
@@ -114,6 +118,8 @@ pub(crate) struct Shared {
     cfg: AuthServerConfig,
     store: Mutex<Store>,
     deny: AtomicBool,
+    /// Set by [`AuthServer::set_token_fault`]: how `/token` misbehaves.
+    token_fault: Mutex<Option<TokenFault>>,
     token_requests: AtomicU64,
     /// Successful (client-authenticated) `/revoke` requests.
     revocations: AtomicU64,
@@ -128,6 +134,13 @@ pub(crate) struct Shared {
 impl Shared {
     fn store(&self) -> MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn token_fault(&self) -> Option<TokenFault> {
+        *self
+            .token_fault
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn devices(&self) -> MutexGuard<'_, device::Devices> {
@@ -172,6 +185,7 @@ impl AuthServer {
             store: Mutex::new(Store::new(cfg.token_lifetime)),
             cfg,
             deny: AtomicBool::new(false),
+            token_fault: Mutex::new(None),
             token_requests: AtomicU64::new(0),
             revocations: AtomicU64::new(0),
             grants: Mutex::new(HashMap::new()),
@@ -350,6 +364,17 @@ impl AuthServer {
     /// `/device/verify` denies the code it is given.
     pub fn set_deny(&self, deny: bool) {
         self.shared.deny.store(deny, Ordering::SeqCst);
+    }
+
+    /// Makes every `POST /token` from now on fail as `fault` says (still counted in
+    /// [`AuthServer::token_requests`]); `None` makes it answer normally again. Other
+    /// endpoints are unaffected.
+    pub fn set_token_fault(&self, fault: Option<TokenFault>) {
+        *self
+            .shared
+            .token_fault
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = fault;
     }
 
     /// Invalidates every refresh and access token of `user`.

@@ -64,8 +64,7 @@ struct RefreshToken {
     family: u64,
 }
 
-/// Tokens handed out by one successful grant.
-#[derive(Debug)]
+/// Tokens handed out by one successful grant. `Debug` redacts the tokens.
 pub(crate) struct Issued {
     pub access_token: String,
     pub refresh_token: Option<String>,
@@ -74,6 +73,22 @@ pub(crate) struct Issued {
     pub refresh_expires_in: Option<u64>,
     pub scope: String,
     pub user: String,
+}
+
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued")
+            .field("access_token", &"[REDACTED]")
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field("expires_in", &self.expires_in)
+            .field("refresh_expires_in", &self.refresh_expires_in)
+            .field("scope", &self.scope)
+            .field("user", &self.user)
+            .finish()
+    }
 }
 
 /// What introspection reports about an active access token.
@@ -424,6 +439,18 @@ mod tests {
         assert!(s.refresh(&rt, "c", None, false).is_err());
         assert!(s.introspect(&other.access_token).is_some());
         assert!(!s.revoke_token(&rt, "c"), "already gone");
+    }
+
+    #[test]
+    fn issued_debug_is_redacted() {
+        let mut s = Store::new(Duration::from_secs(60));
+        let t = s.issue_new("u", "c", "mail", true);
+        let dbg = format!("{t:?}");
+        let rt = t.refresh_token.as_deref().unwrap();
+        assert!(
+            dbg.contains("[REDACTED]") && !dbg.contains(&t.access_token) && !dbg.contains(rt),
+            "{dbg}"
+        );
     }
 
     #[test]

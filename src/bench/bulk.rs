@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use super::client::Client;
 use super::env::{Env, PASSWORD, Proxy, USER};
-use super::proc::{median, threads_cpu};
-use super::report::Row;
+use super::proc::{ClientMeter, median};
+use super::report::{Row, with_client};
 
 pub struct Bulk {
     pub total: u64,
@@ -72,13 +72,15 @@ pub async fn run(
         let (mut direct, mut proxy) = (Vec::new(), Vec::new());
         let (mut proxy_cpu, mut proxy_bytes, mut client_busy) = (0.0, 0.0, 0.0f64);
         for _ in 0..b.rounds {
+            // The client is measured in both directions: either figure may be its limit.
+            let m = ClientMeter::start();
             direct.push(round(env, p, tls, false, upload, b, token).await?);
-            let (c0, k0, t0) = (p.cpu(), threads_cpu("bench-client"), Instant::now());
+            client_busy = client_busy.max(m.busy());
+            let (c0, m) = (p.cpu(), ClientMeter::start());
             proxy.push(round(env, p, tls, true, upload, b, token).await?);
             proxy_cpu += p.cpu() - c0;
             proxy_bytes += b.total as f64;
-            client_busy =
-                client_busy.max((threads_cpu("bench-client") - k0) / t0.elapsed().as_secs_f64());
+            client_busy = client_busy.max(m.busy());
         }
         let (d, x) = (median(&direct), median(&proxy));
         let ratio = x / d;
@@ -87,13 +89,10 @@ pub async fn run(
         } else {
             ("plain<->plain", 0.95)
         };
-        let mut note = format!("proxy {:.2} CPU s/GB", proxy_cpu / (proxy_bytes / 1e9));
-        if client_busy > 0.9 {
-            note += &format!(
-                "; CLIENT-BOUND (client threads {:.0}% of a core)",
-                client_busy * 100.0
-            );
-        }
+        let note = with_client(
+            format!("proxy {:.2} CPU s/GB", proxy_cpu / (proxy_bytes / 1e9)),
+            client_busy,
+        );
         rows.push(
             Row::new(name, &format!("{label} throughput"), "MB/s", Some(d), x)
                 .target(&format!("ratio >= {need}"), ratio >= need)

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use oauth_mail_proxy::authserver::{AuthServer, AuthServerConfig};
 use oauth_mail_proxy::oauth::{TokenRecord, TokenStore};
+use oauth_mail_proxy::testkit::mini_smtp::{MiniSmtp, MiniSmtpConfig};
 use oauth_mail_proxy::testkit::{MiniImap, MiniImapConfig};
 use secrecy::SecretString;
 use tokio_rustls::rustls::ClientConfig;
@@ -23,10 +24,15 @@ pub struct Env {
     pub auth: AuthServer,
     pub imap: MiniImap,
     pub imaps: MiniImap,
+    pub smtp: MiniSmtp,
+    pub smtps: MiniSmtp,
+    /// Started by [`Env::start_dovecot`]; the proxy gets listeners for it.
+    pub dovecot: Option<super::dovecot::Dovecot>,
     pub dir: tempfile::TempDir,
     /// Trusts the upstream's and the proxy's certificates.
     pub tls: Arc<ClientConfig>,
     upstream_ca: PathBuf,
+    upstream_key: PathBuf,
     /// Runs the upstreams; dropped last.
     _rt: tokio::runtime::Runtime,
 }
@@ -35,6 +41,12 @@ pub struct Proxy {
     pub child: Child,
     pub plain: SocketAddr,
     pub tls: SocketAddr,
+    pub smtp: SocketAddr,
+    pub smtps: SocketAddr,
+    /// Plain client side, TLS upstream (the comparison with email-oauth2-proxy).
+    pub plain_to_tls: SocketAddr,
+    /// Plain and TLS IMAP listeners to Dovecot, when it runs.
+    pub dovecot: Option<(SocketAddr, SocketAddr)>,
 }
 
 impl Proxy {
@@ -59,6 +71,12 @@ impl Drop for Proxy {
     }
 }
 
+/// The upstream as the proxy config names it: TLS upstreams by the certificate's name.
+fn host(a: SocketAddr, tls: &str) -> String {
+    let name = if tls == "none" { "127.0.0.1" } else { "localhost" };
+    format!("{name}:{}", a.port())
+}
+
 fn free_port() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -78,7 +96,7 @@ impl Env {
             oauth_mail_proxy::tls::ensure_generated(&dir.path().join("upstream")).expect("cert");
         let server_tls = oauth_mail_proxy::tls::server_config(&cert, &key).expect("tls");
         let body = message(message_size);
-        let (auth, imap, imaps) = rt.block_on(async {
+        let (auth, imap, imaps, smtp, smtps) = rt.block_on(async {
             let auth = AuthServer::start(([127, 0, 0, 1], 0).into(), AuthServerConfig::generated())
                 .await
                 .expect("auth server");
@@ -88,12 +106,28 @@ impl Env {
                 tls,
             };
             let imap = MiniImap::start(([127, 0, 0, 1], 0).into(), cfg(None)).await;
-            let imaps = MiniImap::start(([127, 0, 0, 1], 0).into(), cfg(Some(server_tls))).await;
-            (auth, imap.expect("mini-imap"), imaps.expect("mini-imaps"))
+            let imaps = MiniImap::start(([127, 0, 0, 1], 0).into(), cfg(Some(server_tls.clone()))).await;
+            let scfg = |tls| MiniSmtpConfig {
+                validate: auth.validator(),
+                tls,
+            };
+            let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
+            let smtp = MiniSmtp::start(loopback, scfg(None)).await;
+            let smtps = MiniSmtp::start(loopback, scfg(Some(server_tls))).await;
+            (
+                auth,
+                imap.expect("mini-imap"),
+                imaps.expect("mini-imaps"),
+                smtp.expect("mini-smtp"),
+                smtps.expect("mini-smtps"),
+            )
         });
         // The proxy's local certificate, made now so the client can trust it.
         let state = dir.path().join("state");
         let (local, _) = oauth_mail_proxy::tls::ensure_generated(&state).expect("local cert");
+        // The proxy refuses a token store that group/other can read.
+        std::fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .expect("chmod state dir");
         let mut roots = tokio_rustls::rustls::RootCertStore::empty();
         for p in [&cert, &local] {
             for c in oauth_mail_proxy::tls::load_certs(p).expect("certs") {
@@ -109,11 +143,29 @@ impl Env {
             auth,
             imap,
             imaps,
+            smtp,
+            smtps,
+            dovecot: None,
             dir,
             tls,
             upstream_ca: cert,
+            upstream_key: key,
             _rt: rt,
         }
+    }
+
+    /// Starts the private Dovecot (TLS with the upstream certificate) and seeds
+    /// `messages` messages into [`USER`]'s INBOX; proxies started afterwards get
+    /// listeners for it.
+    pub fn start_dovecot(&mut self, messages: usize) -> Result<(), String> {
+        let mut d = super::dovecot::Dovecot::start(&self.auth, &self.upstream_ca, &self.upstream_key)?;
+        d.seed(USER, messages).map_err(|e| format!("seeding the mailbox: {e}"))?;
+        self.dovecot = Some(d);
+        Ok(())
+    }
+
+    pub fn upstream_ca(&self) -> &Path {
+        &self.upstream_ca
     }
 
     pub fn state_dir(&self) -> PathBuf {
@@ -142,13 +194,15 @@ impl Env {
     /// Starts `oauth-mail-proxy serve` with a plain↔plain and a TLS↔TLS IMAP listener
     /// and `accounts` (`(username, password_hash)`), and waits until it accepts.
     pub fn proxy(&self, accounts: &[(String, String)], refresh_margin: &str) -> Proxy {
-        let (plain, tls) = (free_port(), free_port());
+        let (plain, tls, smtp, smtps) = (free_port(), free_port(), free_port(), free_port());
+        let plain_to_tls = free_port();
+        let dove = self.dovecot.as_ref().map(|_| (free_port(), free_port()));
         let c = self.auth.config();
         let mut s = format!(
-            "[proxy]\nstate_dir = \"{}\"\nrefresh_margin = \"{refresh_margin}\"\n\n",
+            "[proxy]\nstate_dir = \"{}\"\nrefresh_margin = \"{refresh_margin}\"\nmax_connections_per_source = 0\n\n",
             self.state_dir().display()
         );
-        for (bind, tls_mode, up, up_tls) in [
+        let mut listeners = vec![
             (
                 plain,
                 "none",
@@ -161,9 +215,22 @@ impl Env {
                 format!("localhost:{}", self.imaps.addr().port()),
                 "implicit",
             ),
-        ] {
+        ];
+        let smtp_up = [(smtp, &self.smtp, "none"), (smtps, &self.smtps, "implicit")];
+        listeners.push((plain_to_tls, "none", host(self.imaps.addr(), "implicit"), "implicit"));
+        let mut protocols = vec!["imap", "imap", "imap"];
+        for (bind, up, mode) in smtp_up {
+            listeners.push((bind, mode, host(up.addr(), mode), mode));
+            protocols.push("smtp");
+        }
+        if let (Some(d), Some((dp, dt))) = (&self.dovecot, dove) {
+            listeners.push((dp, "none", host(d.imap, "none"), "none"));
+            listeners.push((dt, "implicit", host(d.imaps, "implicit"), "implicit"));
+            protocols.extend(["imap", "imap"]);
+        }
+        for ((bind, tls_mode, up, up_tls), protocol) in listeners.into_iter().zip(protocols) {
             s += &format!(
-                "[[listener]]\nprotocol = \"imap\"\nbind = \"{bind}\"\ntls = \"{tls_mode}\"\nupstream = \"{up}\"\nupstream_tls = \"{up_tls}\"\nupstream_ca = \"{}\"\n\n",
+                "[[listener]]\nprotocol = \"{protocol}\"\nbind = \"{bind}\"\ntls = \"{tls_mode}\"\nupstream = \"{up}\"\nupstream_tls = \"{up_tls}\"\nupstream_ca = \"{}\"\n\n",
                 self.upstream_ca.display()
             );
         }
@@ -187,7 +254,15 @@ impl Env {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start oauth-mail-proxy (build it: cargo build --release)");
-        let proxy = Proxy { child, plain, tls };
+        let proxy = Proxy {
+            child,
+            plain,
+            tls,
+            smtp,
+            smtps,
+            plain_to_tls,
+            dovecot: dove,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(plain).is_err() {
             assert!(Instant::now() < deadline, "proxy did not start");

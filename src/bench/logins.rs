@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use super::client::Client;
 use super::env::{Env, PASSWORD, Proxy, USER};
-use super::proc::{median, ms, percentile};
-use super::report::Row;
+use super::proc::{ClientMeter, median, ms, percentile};
+use super::report::{Row, with_client};
 
 async fn one(addr: std::net::SocketAddr, token: Option<Arc<String>>) -> std::io::Result<f64> {
     let t = Instant::now();
@@ -22,7 +22,7 @@ async fn one(addr: std::net::SocketAddr, token: Option<Arc<String>>) -> std::io:
 }
 
 /// `n` logins with `par` at once; (logins/s, latencies in ms).
-async fn batch(
+pub async fn batch(
     addr: std::net::SocketAddr,
     token: Option<Arc<String>>,
     n: usize,
@@ -62,11 +62,16 @@ pub async fn run(
     for par in [1, 32] {
         let (mut dr, mut pr, mut dl, mut pl) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let cpu0 = p.cpu();
+        let mut busy = 0.0f64;
         for _ in 0..rounds {
+            let m = ClientMeter::start();
             let (r, l) = batch(env.imap.addr(), Some(token.clone()), n, par).await?;
+            busy = busy.max(m.busy());
             dr.push(r);
             dl.extend(l);
+            let m = ClientMeter::start();
             let (r, l) = batch(p.plain, None, n, par).await?;
+            busy = busy.max(m.busy());
             pr.push(r);
             pl.extend(l);
         }
@@ -83,9 +88,9 @@ pub async fn run(
             Some(median(&dr)),
             median(&pr),
         )
-        .note(format!(
-            "proxy {:.0} us CPU/login",
-            cpu / (n * rounds) as f64 * 1e6
+        .note(with_client(
+            format!("proxy {:.0} us CPU/login", cpu / (n * rounds) as f64 * 1e6),
+            busy,
         ));
         rows.push(if par == 32 {
             let v = median(&pr);

@@ -3,9 +3,16 @@
 
 pub mod bulk;
 pub mod client;
+pub mod compare;
+pub mod dovecot;
+pub mod dovecot_conf;
+pub mod emailproxy;
 pub mod env;
 pub mod logins;
+pub mod mailfetch;
 pub mod proc;
 pub mod refresh;
 pub mod report;
 pub mod sessions;
+pub mod smtp;
+pub mod soak;

@@ -52,6 +52,29 @@ pub fn threads_cpu(prefix: &str) -> f64 {
         .sum()
 }
 
+/// Measures how busy the load client's ("bench-client") threads are over a phase.
+pub struct ClientMeter {
+    cpu: f64,
+    t: std::time::Instant,
+}
+
+impl ClientMeter {
+    pub fn start() -> ClientMeter {
+        ClientMeter {
+            cpu: threads_cpu("bench-client"),
+            t: std::time::Instant::now(),
+        }
+    }
+    /// Client CPU seconds per wall-clock second since `start` (1.0 = one full core).
+    pub fn busy(&self) -> f64 {
+        let wall = self.t.elapsed().as_secs_f64();
+        if wall <= 0.0 {
+            return 0.0;
+        }
+        (threads_cpu("bench-client") - self.cpu) / wall
+    }
+}
+
 /// The soft limit on open files.
 pub fn nofile_limit() -> u64 {
     std::fs::read_to_string("/proc/self/limits")

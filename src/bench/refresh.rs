@@ -11,8 +11,8 @@ use oauth_mail_proxy::oauth::TokenStore;
 
 use super::client::Client;
 use super::env::Env;
-use super::proc::{ms, percentile};
-use super::report::Row;
+use super::proc::{ClientMeter, ms, percentile};
+use super::report::{Row, with_client};
 
 pub const PASSWORD: &str = "refresh-bench-pw";
 const MARGIN: u64 = 5;
@@ -66,6 +66,7 @@ pub async fn run(
     let grants0 = env.auth.grants("refresh_token");
     let next = Arc::new(AtomicUsize::new(0));
     let stop = Instant::now() + run_for;
+    let meter = ClientMeter::start();
     let mut tasks = Vec::new();
     for _ in 0..16 {
         let next = next.clone();
@@ -91,6 +92,7 @@ pub async fn run(
     for t in tasks {
         logins.extend(t.await.map_err(std::io::Error::other)?);
     }
+    let busy = meter.busy();
     let failed = logins.iter().filter(|l| !l.3).count();
     // Per account, the first login at or after its refresh threshold pays the refresh.
     logins.sort_by_key(|l| l.1);
@@ -136,11 +138,14 @@ pub async fn run(
             None,
             max_fresh,
         )
-        .note(format!(
-            "p50 {:.1} ms, p99 {:.1} ms over {} logins",
-            percentile(&fresh, 50.0),
-            percentile(&fresh, 99.0),
-            fresh.len()
+        .note(with_client(
+            format!(
+                "p50 {:.1} ms, p99 {:.1} ms over {} logins",
+                percentile(&fresh, 50.0),
+                percentile(&fresh, 99.0),
+                fresh.len()
+            ),
+            busy,
         )),
         Row::new(
             "5 token refresh",

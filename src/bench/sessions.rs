@@ -8,8 +8,8 @@ use tokio::sync::{Semaphore, watch};
 
 use super::client::Client;
 use super::env::{Env, PASSWORD, Proxy, USER};
-use super::proc::{ms, percentile};
-use super::report::Row;
+use super::proc::{ClientMeter, ms, percentile};
+use super::report::{Row, with_client};
 
 /// Run against a freshly started proxy, so freed memory of earlier scenarios does not
 /// hide the cost of new sessions.
@@ -23,6 +23,7 @@ pub async fn run(env: &Env, p: &Proxy, n: usize, tls: bool) -> std::io::Result<V
         let opening = Arc::new(Semaphore::new(64));
         let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<bool>(n);
         let t = Instant::now();
+        let meter = ClientMeter::start();
         let mut tasks = Vec::with_capacity(n);
         for _ in 0..n {
             let (cfg, opening, ready, mut go) = (
@@ -55,9 +56,11 @@ pub async fn run(env: &Env, p: &Proxy, n: usize, tls: bool) -> std::io::Result<V
             opened += usize::from(ready_rx.recv().await.unwrap_or(false));
         }
         let open_secs = t.elapsed().as_secs_f64();
+        let busy = meter.busy();
         tokio::time::sleep(Duration::from_millis(500)).await;
         let after = p.rss_kib();
         let per = (after.saturating_sub(before)) as f64 / opened.max(1) as f64;
+        let meter = ClientMeter::start();
         let _ = go_tx.send(true);
         let mut lat = Vec::new();
         for task in tasks {
@@ -65,6 +68,7 @@ pub async fn run(env: &Env, p: &Proxy, n: usize, tls: bool) -> std::io::Result<V
                 lat.push(l);
             }
         }
+        let noop_busy = meter.busy();
         let label = if tls { "TLS<->TLS" } else { "plain<->plain" };
         let limit = if tls { 64.0 } else { 20.0 };
         rows.push(
@@ -76,8 +80,11 @@ pub async fn run(env: &Env, p: &Proxy, n: usize, tls: bool) -> std::io::Result<V
                 per,
             )
             .target(&format!("<= {limit} KiB"), per <= limit)
-            .note(format!(
-                "{opened}/{n} sessions opened in {open_secs:.1}s; proxy RSS {before}->{after} KiB"
+            .note(with_client(
+                format!(
+                    "{opened}/{n} sessions opened in {open_secs:.1}s; proxy RSS {before}->{after} KiB"
+                ),
+                busy,
             )),
         );
         rows.push(
@@ -89,10 +96,13 @@ pub async fn run(env: &Env, p: &Proxy, n: usize, tls: bool) -> std::io::Result<V
                 lat.len() as f64,
             )
             .target(&format!("all {n}"), lat.len() == n)
-            .note(format!(
-                "NOOP p50 {:.1} ms, p99 {:.1} ms",
-                percentile(&lat, 50.0),
-                percentile(&lat, 99.0)
+            .note(with_client(
+                format!(
+                    "NOOP p50 {:.1} ms, p99 {:.1} ms",
+                    percentile(&lat, 50.0),
+                    percentile(&lat, 99.0)
+                ),
+                noop_busy,
             )),
         );
     }

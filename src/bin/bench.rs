@@ -1,4 +1,5 @@
-//! `cargo run --release --bin bench -- [--quick] [--scenario NAME] [--json FILE]`
+//! `cargo run --release --bin bench -- [--quick] [--scenario NAME] [--json FILE]
+//! [--soak MINUTES] [--compare-emailproxy]`
 //!
 //! Measures the proxy against a direct connection in the same run (issue 6): every
 //! scenario alternates direct and through-proxy rounds and reports medians, the ratio
@@ -10,6 +11,7 @@
 #[path = "../bench/mod.rs"]
 mod bench;
 
+use std::path::Path;
 use std::time::Duration;
 
 use bench::report::Row;
@@ -21,7 +23,8 @@ struct Args {
     /// Smaller volumes (200 MB bulk, 1,000 sessions, shorter token lifetime).
     #[arg(long)]
     quick: bool,
-    /// Run one scenario: download, upload, logins, sessions, refresh.
+    /// Run one scenario: download, fetch (Dovecot), upload, smtp, logins, sessions,
+    /// refresh.
     #[arg(long)]
     scenario: Option<String>,
     /// Also write the results as JSON to FILE.
@@ -34,6 +37,17 @@ struct Args {
     /// Accounts for the refresh scenario.
     #[arg(long, default_value_t = 1000)]
     accounts: usize,
+    /// Messages seeded into Dovecot for the fetch scenario [default: 2,000, --quick 500].
+    #[arg(long)]
+    messages: Option<usize>,
+    /// Instead of the scenarios: mixed load against one proxy for MINUTES, sampling
+    /// its RSS every 10 s (not part of CI).
+    #[arg(long, value_name = "MINUTES")]
+    soak: Option<f64>,
+    /// Also run download, logins and sessions against email-oauth2-proxy
+    /// (`pip install emailproxy`), side by side.
+    #[arg(long)]
+    compare_emailproxy: bool,
 }
 
 const MB: u64 = 1_000_000;
@@ -54,7 +68,16 @@ fn main() -> anyhow::Result<()> {
         .sessions
         .unwrap_or(if args.quick { 1000 } else { 10_000 })
         .min(fit);
-    let env = bench::env::Env::start(bulk.message as usize);
+    let mut env = bench::env::Env::start(bulk.message as usize);
+    let seed = args.messages.unwrap_or(if args.quick { 500 } else { 2000 });
+    let mut dovecot_error = None;
+    if want("fetch") || args.soak.is_some() {
+        eprintln!("starting Dovecot, seeding {seed} messages ...");
+        if let Err(e) = env.start_dovecot(seed) {
+            eprintln!("Dovecot scenario skipped: {e}");
+            dovecot_error = Some(e);
+        }
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("bench-client")
@@ -74,7 +97,17 @@ fn main() -> anyhow::Result<()> {
         "nofile_limit": nofile,
         "cpu_source": "proxy: /proc/<child pid>/stat utime+stime; client: /proc/self/task (bench-client threads)",
     });
-    let main_sets = ["download", "upload", "logins"];
+    if let Some(minutes) = args.soak {
+        eprintln!("soak: {minutes} minutes of mixed load ...");
+        let p = env.proxy(&[(bench::env::USER.into(), hash.clone())], "1m");
+        let soak = rt.block_on(bench::soak::run(&env, &p, minutes))?;
+        rows.extend(soak.rows);
+        meta["soak_minutes"] = minutes.into();
+        meta["soak_rss_samples_kib"] = soak.samples;
+        meta["proxy_peak_rss_kib"] = p.hwm_kib().into();
+        return finish(&rows, meta, args.json.as_deref());
+    }
+    let main_sets = ["download", "fetch", "upload", "smtp", "logins"];
     if main_sets.iter().any(|s| want(s)) {
         let p = env.proxy(&[(bench::env::USER.into(), hash.clone())], "1m");
         let cpu0 = p.cpu();
@@ -83,9 +116,25 @@ fn main() -> anyhow::Result<()> {
                 eprintln!("bulk download ...");
                 rows.extend(bench::bulk::run(&env, &p, &bulk, &token, false).await?);
             }
+            if want("fetch") {
+                match (&env.dovecot, &dovecot_error) {
+                    (Some(d), _) => {
+                        eprintln!("Dovecot FETCH of {} messages ...", d.messages);
+                        rows.extend(bench::mailfetch::run(&env, &p, &token, rounds).await?);
+                    }
+                    (None, e) => rows.push(
+                        Row::new("1b Dovecot FETCH", "skipped", "-", None, 0.0)
+                            .note(e.clone().unwrap_or_default()),
+                    ),
+                }
+            }
             if want("upload") {
                 eprintln!("bulk upload ...");
                 rows.extend(bench::bulk::run(&env, &p, &bulk, &token, true).await?);
+            }
+            if want("smtp") {
+                eprintln!("SMTP DATA upload ...");
+                rows.extend(bench::smtp::run(&env, &p, bulk.total, rounds, &token).await?);
             }
             if want("logins") {
                 eprintln!("logins ...");
@@ -134,14 +183,56 @@ fn main() -> anyhow::Result<()> {
             p.hwm_kib() as f64,
         ));
     }
-    bench::report::print(&rows);
+    if args.compare_emailproxy {
+        rows.extend(compare(&env, &rt, &args, &hash, &token, rounds));
+    }
+    finish(&rows, meta, args.json.as_deref())
+}
+
+/// The side-by-side runs against email-oauth2-proxy; a row saying why when it cannot.
+fn compare(
+    env: &bench::env::Env,
+    rt: &tokio::runtime::Runtime,
+    args: &Args,
+    hash: &str,
+    token: &str,
+    rounds: usize,
+) -> Vec<Row> {
+    let skipped = |why: String| vec![Row::new("C vs emailproxy", "skipped", "-", None, 0.0).note(why)];
+    if !bench::emailproxy::available() {
+        return skipped("`python3 -c 'import emailproxy'` failed: pip install emailproxy".into());
+    }
+    eprintln!("comparison with email-oauth2-proxy ...");
+    let ep = match bench::emailproxy::EmailProxy::start(env) {
+        Ok(ep) => ep,
+        Err(e) => return skipped(e),
+    };
+    let p = env.proxy(&[(bench::env::USER.into(), hash.into())], "1m");
+    // Every emailproxy login derives its token key with 1.3 M PBKDF2 iterations
+    // (about 0.35 s of CPU here), so its login and session counts stay small.
+    let v = bench::compare::Volumes {
+        download: if args.quick { 100 * MB } else { 500 * MB },
+        rounds,
+        sequential: if args.quick { 10 } else { 20 },
+        parallel: if args.quick { 32 } else { 64 },
+        sessions: if args.quick { 50 } else { 200 },
+    };
+    match rt.block_on(bench::compare::run(env, &p, &ep, &v, token)) {
+        Ok(rows) => rows,
+        Err(e) => skipped(format!("failed: {e}")),
+    }
+}
+
+/// Prints the table and writes the JSON.
+fn finish(rows: &[Row], meta: serde_json::Value, json: Option<&Path>) -> anyhow::Result<()> {
+    bench::report::print(rows);
     println!(
         "\nCPU: proxy figures are the child process's own; the client and upstreams share the bench process."
     );
-    if let Some(path) = &args.json {
+    if let Some(path) = json {
         std::fs::write(
             path,
-            serde_json::to_string_pretty(&bench::report::json(&rows, meta))?,
+            serde_json::to_string_pretty(&bench::report::json(rows, meta))?,
         )?;
         println!("JSON written to {}", path.display());
     }

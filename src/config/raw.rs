@@ -26,6 +26,16 @@ pub struct Proxy {
     pub upstream_timeout: Option<Spanned<String>>,
     pub notify_command: Option<Spanned<String>>,
     pub refresh_token_warning: Option<Spanned<String>>,
+    /// Post-login idle timeout (default for every listener).
+    pub idle_timeout: Option<Spanned<String>>,
+    /// Pre-auth limits: defaults for every listener.
+    pub max_line: Option<Spanned<i64>>,
+    pub max_literal: Option<Spanned<i64>>,
+    pub max_sasl: Option<Spanned<i64>>,
+    pub max_auth_failures: Option<Spanned<i64>>,
+    pub max_errors: Option<Spanned<i64>>,
+    pub max_connections: Option<Spanned<i64>>,
+    pub max_connections_per_source: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -39,6 +49,14 @@ pub struct Listener {
     pub upstream: Spanned<OneOrMany>,
     pub upstream_tls: Option<Spanned<String>>,
     pub upstream_ca: Option<Spanned<String>>,
+    pub preauth_timeout: Option<Spanned<String>>,
+    pub idle_timeout: Option<Spanned<String>>,
+    /// Pre-auth limits overriding `[proxy]`'s.
+    pub max_line: Option<Spanned<i64>>,
+    pub max_literal: Option<Spanned<i64>>,
+    pub max_sasl: Option<Spanned<i64>>,
+    pub max_auth_failures: Option<Spanned<i64>>,
+    pub max_errors: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

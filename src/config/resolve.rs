@@ -9,6 +9,7 @@ use super::raw;
 use super::*;
 
 mod flow;
+mod limits;
 
 /// Error construction with the file text at hand, so spans become line numbers.
 struct Ctx<'a> {
@@ -73,11 +74,12 @@ pub(super) fn resolve(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let base = std::path::absolute(&base).unwrap_or(base);
     let cx = Ctx { text, file, base };
 
-    let proxy = resolve_proxy(&cx, raw.proxy.unwrap_or_default())?;
+    let raw_proxy = raw.proxy.as_ref();
+    let proxy = resolve_proxy(&cx, raw_proxy.unwrap_or(&raw::Proxy::default()))?;
     let listeners = raw
         .listener
         .iter()
-        .map(|l| resolve_listener(&cx, l))
+        .map(|l| resolve_listener(&cx, l, &proxy))
         .collect::<Result<Vec<_>, _>>()?;
     let mut accounts: Vec<Account> = Vec::new();
     for a in &raw.account {
@@ -93,15 +95,18 @@ pub(super) fn resolve(text: &str, path: &Path) -> Result<Config, ConfigError> {
             return Err(cx.err(span, "listener.bind", "address used by two listeners"));
         }
     }
+    let warnings = limits::warnings(&cx, &raw, &listeners);
     Ok(Config {
         file: path.to_path_buf(),
         proxy,
         listeners,
         accounts,
+        warnings,
     })
 }
 
-fn resolve_proxy(cx: &Ctx, p: raw::Proxy) -> Result<Proxy, ConfigError> {
+fn resolve_proxy(cx: &Ctx, p: &raw::Proxy) -> Result<Proxy, ConfigError> {
+    let lim = limits::proxy(cx, p)?;
     let state_dir = match &p.state_dir {
         Some(s) if s.get_ref().is_empty() => {
             return Err(cx.invalid(s, "proxy.state_dir", "must not be empty"));
@@ -126,11 +131,11 @@ fn resolve_proxy(cx: &Ctx, p: raw::Proxy) -> Result<Proxy, ConfigError> {
             "proxy.auth_failure_max_delay",
             Duration::from_secs(15),
         )?,
-        preauth_timeout: cx.duration(
-            &p.preauth_timeout,
-            "proxy.preauth_timeout",
-            Duration::from_secs(60),
-        )?,
+        preauth_timeout: lim.preauth_timeout,
+        idle_timeout: lim.idle_timeout,
+        limits: lim.limits,
+        max_connections: lim.max_connections,
+        max_connections_per_source: lim.max_connections_per_source,
         upstream_timeout: cx.duration(
             &p.upstream_timeout,
             "proxy.upstream_timeout",
@@ -169,7 +174,7 @@ fn one_of<'s>(
     }
 }
 
-fn resolve_listener(cx: &Ctx, l: &raw::Listener) -> Result<Listener, ConfigError> {
+fn resolve_listener(cx: &Ctx, l: &raw::Listener, proxy: &Proxy) -> Result<Listener, ConfigError> {
     let protocol = match one_of(
         cx,
         &l.protocol,
@@ -252,7 +257,11 @@ fn resolve_listener(cx: &Ctx, l: &raw::Listener) -> Result<Listener, ConfigError
         let port = port.unwrap_or(default_port(protocol, upstream_tls));
         servers.push(ServerAddr { host, port });
     }
+    let (limits, preauth_timeout, idle_timeout) = limits::listener(cx, l, proxy)?;
     Ok(Listener {
+        limits,
+        preauth_timeout,
+        idle_timeout,
         protocol,
         bind,
         tls,

@@ -7,7 +7,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::time::Duration;
 
 use oauth2::basic::{
@@ -96,11 +96,15 @@ pub fn oauth_client(cfg: &OAuthClient) -> ConfiguredClient {
     }
 }
 
-/// Wraps the shared reqwest client for one token request and remembers the HTTP
-/// status of the response: oauth2 drops it, but classifying a failure needs it.
+/// Wraps the shared reqwest client for one token request and remembers what the
+/// response said besides its body (oauth2 drops it, but classifying a failure needs
+/// it): the HTTP status, a `Retry-After` in seconds, and whether it was HTML.
 pub(crate) struct StatusRecorder<'a> {
     http: &'a reqwest::Client,
     status: AtomicU16,
+    /// `Retry-After` in seconds (`u64::MAX`: none or not a number of seconds).
+    retry_after: AtomicU64,
+    html: AtomicBool,
 }
 
 impl<'a> StatusRecorder<'a> {
@@ -108,6 +112,8 @@ impl<'a> StatusRecorder<'a> {
         StatusRecorder {
             http,
             status: AtomicU16::new(0),
+            retry_after: AtomicU64::new(u64::MAX),
+            html: AtomicBool::new(false),
         }
     }
 
@@ -118,6 +124,27 @@ impl<'a> StatusRecorder<'a> {
             s => Some(s),
         }
     }
+
+    /// The last response's `Retry-After`, when it was a number of seconds.
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
+        match self.retry_after.load(Ordering::Relaxed) {
+            u64::MAX => None,
+            s => Some(Duration::from_secs(s)),
+        }
+    }
+
+    /// The last response was an HTML page (`Content-Type: text/html`).
+    pub(crate) fn html(&self) -> bool {
+        self.html.load(Ordering::Relaxed)
+    }
+}
+
+/// `Retry-After` as delay-seconds (RFC 9110 §10.2.3). The HTTP-date form is not used
+/// by token endpoints in practice and is ignored (the capped backoff applies).
+pub(crate) fn parse_retry_after(value: &str) -> Option<u64> {
+    let v = value.trim();
+    (!v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| v.parse().unwrap_or(u64::MAX - 1))
 }
 
 impl<'c> AsyncHttpClient<'c> for StatusRecorder<'_> {
@@ -129,6 +156,22 @@ impl<'c> AsyncHttpClient<'c> for StatusRecorder<'_> {
             let response = self.http.call(request).await?;
             self.status
                 .store(response.status().as_u16(), Ordering::Relaxed);
+            let header = |name| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v: &oauth2::http::HeaderValue| v.to_str().ok())
+            };
+            let retry_after = header(oauth2::http::header::RETRY_AFTER)
+                .and_then(parse_retry_after)
+                .unwrap_or(u64::MAX);
+            self.retry_after.store(retry_after, Ordering::Relaxed);
+            let html = header(oauth2::http::header::CONTENT_TYPE).is_some_and(|ct| {
+                ct.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("text/html")
+            });
+            self.html.store(html, Ordering::Relaxed);
             Ok(response)
         })
     }
@@ -192,5 +235,18 @@ mod tests {
             assert!(!url.contains("s3cret"));
         }
         assert!(http_client().is_ok());
+    }
+
+    #[test]
+    fn retry_after_seconds_only() {
+        assert_eq!(parse_retry_after("30"), Some(30));
+        assert_eq!(parse_retry_after(" 0 "), Some(0));
+        assert_eq!(
+            parse_retry_after("99999999999999999999999"),
+            Some(u64::MAX - 1)
+        );
+        for v in ["", "-1", "1.5", "Wed, 21 Oct 2015 07:28:00 GMT"] {
+            assert_eq!(parse_retry_after(v), None, "{v:?}");
+        }
     }
 }

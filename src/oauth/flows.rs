@@ -395,6 +395,47 @@ impl Pending {
     }
 }
 
+/// An authorization-code request (PKCE S256, random `state`) whose redirect is
+/// served by someone else, e.g. the admin listener's `/oauth/callback`: build it,
+/// send the browser to [`url`](Self::url), then hand the redirect's query to
+/// [`finish`](Self::finish). The verifier and the code are never logged.
+pub struct AuthorizationRequest(Pending);
+
+impl AuthorizationRequest {
+    pub fn new(account: &Account, redirect: &Url) -> Result<Self, FlowError> {
+        Pending::new(account, redirect).map(AuthorizationRequest)
+    }
+
+    /// Where to send the browser.
+    pub fn url(&self) -> &Url {
+        &self.0.url
+    }
+
+    /// The `state` sent with the request (compare in constant time).
+    pub fn state(&self) -> &str {
+        &self.0.state
+    }
+
+    /// Checks the redirect's `query` (state, error) in constant time, exchanges the
+    /// code with the PKCE verifier and saves the tokens (clearing any needs-login
+    /// mark).
+    pub async fn finish(
+        self,
+        query: &str,
+        account: &Account,
+        store: &TokenStore,
+        http: &reqwest::Client,
+    ) -> Result<TokenRecord, FlowError> {
+        let callback = loopback::callback_from_query(query, &self.0.state).ok_or_else(|| {
+            FlowError::Authorization {
+                error: "invalid_request".into(),
+                description: Some("the redirect has neither `code` nor `error`".into()),
+            }
+        })?;
+        self.0.finish(callback, account, store, http).await
+    }
+}
+
 /// Saves the token response of a login (clearing any needs-login mark).
 pub(crate) fn save_login(
     account: &Account,

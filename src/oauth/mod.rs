@@ -7,11 +7,17 @@
 //!   pasted redirect address), [`device`] the device-code login (RFC 8628),
 //!   [`client_credentials`] the app-only grant; [`login::login_account`] picks one;
 //! * [`TokenManager`] (here) hands out access tokens, refreshing each account's token at
-//!   most once at a time (single flight), with the store as the source of truth.
+//!   most once at a time (single flight), with the store as the source of truth; its
+//!   token requests are in `fetch`, and after a transient failure an account backs off
+//!   (`backoff`: capped doubling, `Retry-After` honoured) with its stored tokens kept.
+//! * `perms` is the check `serve` runs on the store's file permissions; [`TokenStatus`]
+//!   (`status`) the secret-free summary for `status` and the admin endpoint.
 
+mod backoff;
 pub mod client;
 pub mod client_credentials;
 pub mod device;
+mod fetch;
 pub mod flows;
 pub mod jwt;
 mod key;
@@ -19,38 +25,38 @@ pub mod login;
 mod loopback;
 pub mod notify;
 pub mod outcome;
+mod perms;
+mod status;
 pub mod store;
 
 use std::sync::Arc;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use dashmap::DashMap;
-use oauth2::{RefreshToken, Scope, TokenUrl};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{Account, EncryptWith, Flow};
 
+use backoff::Failure;
+pub use backoff::{DEFAULT_RETRY_BACKOFF, MAX_RETRY_BACKOFF};
 pub use device::{DevicePrompt, DeviceSink};
 pub use flows::{
     FlowError, LoginOptions, UrlSink, login_authorization_code, login_authorization_code_manual,
 };
 pub use login::login_account;
 pub use outcome::RefreshOutcome;
+pub use status::TokenStatus;
+use status::valid_beyond;
 pub use store::{StoreError, TokenKey, TokenRecord, TokenStore};
-
-/// After a transient refresh failure, callers get that failure (or the still-valid
-/// token) without a new request for this long. Keeps a token-endpoint outage from
-/// turning every client login into a request, and queued callers from retrying one by
-/// one.
-pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_secs(10);
 
 /// Default of `[proxy] refresh_token_warning`: warn when a refresh token with a known
 /// expiry has less than this left.
 pub const DEFAULT_REFRESH_TOKEN_WARNING: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// Upper bound on one refresh request, whatever the HTTP client's own timeouts.
-pub const REFRESH_TIMEOUT: Duration = Duration::from_secs(60);
+/// Upper bound on one refresh request, whatever the HTTP client's own timeouts
+/// ([`client::CONNECT_TIMEOUT`], [`client::REQUEST_TIMEOUT`]).
+pub const REFRESH_TIMEOUT: Duration = Duration::from_secs(client::REQUEST_TIMEOUT.as_secs() + 5);
 
 /// Why no access token could be had. `Display` never contains a token.
 #[derive(Debug, thiserror::Error)]
@@ -73,77 +79,6 @@ pub enum TokenError {
     Internal(String),
 }
 
-/// A summary of one account's tokens, without secrets (for `status` / admin).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenStatus {
-    pub account: String,
-    /// A record exists in the store.
-    pub stored: bool,
-    /// Unix seconds; `None` if unknown or nothing stored.
-    pub expires_at: Option<u64>,
-    /// The access token is usable now (not expired, not rejected upstream).
-    pub valid: bool,
-    pub has_refresh_token: bool,
-    pub needs_login: Option<String>,
-    pub obtained_at: Option<u64>,
-    pub last_refresh: Option<u64>,
-    pub scopes: Vec<String>,
-    /// Unix seconds when the refresh token expires, when the server said.
-    pub refresh_expires_at: Option<u64>,
-    /// The last transient refresh failure seen by this process, if any.
-    pub last_error: Option<String>,
-    /// The record is encrypted with the client's local password: it exists, but
-    /// nothing else about it can be known without that password.
-    pub client_password: bool,
-}
-
-impl TokenStatus {
-    /// The status of a stored record (or of none), as of now.
-    pub fn from_record(account: &str, rec: Option<&TokenRecord>) -> Self {
-        TokenStatus {
-            account: account.to_owned(),
-            stored: rec.is_some(),
-            expires_at: rec.and_then(|r| r.expires_at),
-            valid: rec.is_some_and(|r| r.needs_login.is_none() && valid_beyond(r, Duration::ZERO)),
-            has_refresh_token: rec.is_some_and(|r| r.refresh_token.is_some()),
-            needs_login: rec.and_then(|r| r.needs_login.clone()),
-            obtained_at: rec.map(|r| r.obtained_at),
-            last_refresh: rec.and_then(|r| r.last_refresh),
-            scopes: rec.map(|r| r.scopes.clone()).unwrap_or_default(),
-            refresh_expires_at: rec.and_then(|r| r.refresh_expires_at),
-            last_error: None,
-            client_password: false,
-        }
-    }
-
-    /// The status of a record sealed with a client password (contents unknown).
-    pub fn sealed(account: &str) -> Self {
-        TokenStatus {
-            stored: true,
-            client_password: true,
-            ..Self::from_record(account, None)
-        }
-    }
-
-    /// The status of `account` as `store` shows it without a password.
-    pub fn load(store: &TokenStore, account: &str) -> Result<Self, StoreError> {
-        match store.load(account) {
-            Ok(rec) => Ok(Self::from_record(account, rec.as_ref())),
-            Err(StoreError::PasswordRequired { .. }) => Ok(Self::sealed(account)),
-            Err(e) => Err(e),
-        }
-    }
-}
-
-/// True if `rec`'s access token is still valid `margin` from now. A token without a
-/// known expiry counts as valid until upstream rejects it.
-fn valid_beyond(rec: &TokenRecord, margin: Duration) -> bool {
-    match rec.expires_at {
-        None => true,
-        Some(exp) => UNIX_EPOCH + Duration::from_secs(exp) > SystemTime::now() + margin,
-    }
-}
-
 /// Orders records by how recent the grant behind them is.
 fn freshness(rec: &TokenRecord) -> (u64, u64) {
     (rec.obtained_at, rec.last_refresh.unwrap_or(0))
@@ -160,6 +95,7 @@ struct Inner {
     http: reqwest::Client,
     margin: Duration,
     retry_backoff: Duration,
+    max_retry_backoff: Duration,
     refresh_warning: Duration,
     slots: DashMap<String, Arc<Slot>>,
     notices: Option<notify::Notices>,
@@ -188,7 +124,8 @@ struct SlotState {
     record: Option<TokenRecord>,
     /// Upstream rejected the cached access token: do not hand it out again.
     rejected: bool,
-    last_failure: Option<(Instant, String)>,
+    /// The last transient failure, and the wait before the next request.
+    last_failure: Option<Failure>,
     /// The near refresh-token expiry was warned about; reset once the stored refresh
     /// token is no longer near its expiry (a new login), so each time it nears one
     /// gives one warning.
@@ -205,6 +142,7 @@ impl TokenManager {
                 http,
                 margin: refresh_margin,
                 retry_backoff: DEFAULT_RETRY_BACKOFF,
+                max_retry_backoff: MAX_RETRY_BACKOFF,
                 refresh_warning: DEFAULT_REFRESH_TOKEN_WARNING,
                 slots: DashMap::new(),
                 notices: None,
@@ -249,12 +187,24 @@ impl TokenManager {
         self
     }
 
-    /// Sets the transient-failure backoff (see [`DEFAULT_RETRY_BACKOFF`]); call before
-    /// cloning.
+    /// Sets the base of the transient-failure backoff (see [`DEFAULT_RETRY_BACKOFF`]:
+    /// doubled per failure in a row); call before cloning.
     pub fn with_retry_backoff(mut self, backoff: Duration) -> Self {
         match Arc::get_mut(&mut self.inner) {
             Some(inner) => inner.retry_backoff = backoff,
             None => tracing::warn!("with_retry_backoff called on a shared TokenManager; ignored"),
+        }
+        self
+    }
+
+    /// Sets the cap of the backoff and of a server's `Retry-After` (see
+    /// [`MAX_RETRY_BACKOFF`]); call before cloning.
+    pub fn with_max_retry_backoff(mut self, cap: Duration) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.max_retry_backoff = cap,
+            None => {
+                tracing::warn!("with_max_retry_backoff called on a shared TokenManager; ignored")
+            }
         }
         self
     }
@@ -388,10 +338,11 @@ impl TokenManager {
             return Ok(r.access_token.clone());
         }
         let still_valid = usable(st, Duration::ZERO).map(|r| r.access_token.clone());
-        if let Some((at, msg)) = &st.last_failure
-            && at.elapsed() < self.inner.retry_backoff
+        if let Some(f) = &st.last_failure
+            && f.active()
         {
-            return still_valid.ok_or_else(|| TokenError::Transient(msg.clone()));
+            // Backing off: no request until the wait ends.
+            return still_valid.ok_or_else(|| TokenError::Transient(f.msg.clone()));
         }
         if fetches_itself(account) {
             return self.fetch_itself(account, st, still_valid).await;
@@ -406,7 +357,8 @@ impl TokenManager {
             });
         };
 
-        match self.refresh(account, &rec, &refresh_token).await {
+        let (outcome, retry_after) = self.refresh(account, &rec, &refresh_token).await;
+        match outcome {
             RefreshOutcome::Refreshed(new) => {
                 self.notice_resolved(name);
                 let token = new.access_token.clone();
@@ -415,9 +367,13 @@ impl TokenManager {
                     .blocking(store, move |s| s.save(&owned, &to_save))
                     .await
                 {
-                    // Keep going with the new token; a restart may need a new login if
-                    // the server rotated the refresh token.
-                    tracing::error!(account = name, "cannot save refreshed token: {e}");
+                    // Keep going with the new token (the old file is left as it was);
+                    // a restart may need a new login if the server rotated the
+                    // refresh token.
+                    tracing::warn!(
+                        account = name,
+                        "cannot save the refreshed token (using it from memory; the stored file is unchanged): {e}"
+                    );
                 }
                 tracing::info!(
                     account = name,
@@ -432,8 +388,8 @@ impl TokenManager {
                 Ok(token)
             }
             RefreshOutcome::Transient(msg) => {
-                tracing::warn!(account = name, "token refresh failed, will retry: {msg}");
-                st.last_failure = Some((Instant::now(), msg.clone()));
+                // The stored record (and its refresh token) stays as it is.
+                let msg = self.failed(name, st, "token refresh", msg, retry_after);
                 still_valid.ok_or(TokenError::Transient(msg))
             }
             RefreshOutcome::NeedsConsent(msg) => {
@@ -487,97 +443,6 @@ impl TokenManager {
         self.notify(name, notify::NoticeReason::RefreshTokenExpiring, &message);
     }
 
-    /// A new token for a flow without refresh tokens (client credentials), under
-    /// the slot's lock: saved and cached on success; a transient failure keeps a
-    /// still-valid token; a rejected client marks the account as needing `login`.
-    async fn fetch_itself(
-        &self,
-        account: &Account,
-        st: &mut SlotState,
-        still_valid: Option<SecretString>,
-    ) -> Result<SecretString, TokenError> {
-        let name = account.username.as_str();
-        let outcome = match account.oauth.flow {
-            Flow::ClientCredentials => client_credentials::fetch(account, &self.inner.http).await,
-            Flow::JwtBearer => jwt::fetch(account, &self.inner.http).await,
-            f => RefreshOutcome::NeedsConsent(format!("flow {} cannot fetch tokens", f.name())),
-        };
-        match outcome {
-            RefreshOutcome::Refreshed(new) => {
-                let token = new.access_token.clone();
-                let (owned, to_save) = (name.to_owned(), new.clone());
-                if let Err(e) = self
-                    .blocking(&self.inner.store, move |s| s.save(&owned, &to_save))
-                    .await
-                {
-                    tracing::error!(account = name, "cannot save fetched token: {e}");
-                }
-                self.notice_resolved(name);
-                tracing::info!(
-                    account = name,
-                    flow = account.oauth.flow.name(),
-                    expires_at = new.expires_at,
-                    "new access token fetched"
-                );
-                st.record = Some(new);
-                st.rejected = false;
-                st.last_failure = None;
-                Ok(token)
-            }
-            RefreshOutcome::Transient(msg) => {
-                tracing::warn!(account = name, "token fetch failed, will retry: {msg}");
-                self.notify(name, notify::NoticeReason::FetchFailed, &msg);
-                st.last_failure = Some((Instant::now(), msg.clone()));
-                still_valid.ok_or(TokenError::Transient(msg))
-            }
-            RefreshOutcome::NeedsConsent(msg) => {
-                let reason = format!("token request rejected: {msg}");
-                tracing::warn!(
-                    account = name,
-                    "account {name} needs `oauth-mail-proxy login {name}` once its client is fixed: {reason}"
-                );
-                if let Some(mut marked) = st.record.clone() {
-                    marked.needs_login = Some(reason.clone());
-                    let (owned, to_save) = (name.to_owned(), marked.clone());
-                    if let Err(e) = self
-                        .blocking(&self.inner.store, move |s| s.save(&owned, &to_save))
-                        .await
-                    {
-                        tracing::error!(account = name, "cannot record needs-login state: {e}");
-                    }
-                    st.record = Some(marked);
-                }
-                self.notify(name, notify::NoticeReason::FetchFailed, &reason);
-                Err(needs_login(name, &reason))
-            }
-        }
-    }
-
-    async fn refresh(
-        &self,
-        account: &Account,
-        rec: &TokenRecord,
-        rt: &SecretString,
-    ) -> RefreshOutcome {
-        let client = client::oauth_client(&account.oauth)
-            .set_token_uri(TokenUrl::from_url(account.oauth.refresh_url.clone()));
-        let recorder = client::StatusRecorder::new(&self.inner.http);
-        let rt = RefreshToken::new(rt.expose_secret().to_owned());
-        let mut request = client.exchange_refresh_token(&rt);
-        if let Some(scopes) = &account.oauth.token_scopes {
-            request = request.add_scopes(scopes.iter().cloned().map(Scope::new));
-        }
-        let request = request.request_async(&recorder);
-        // Guards the per-account lock even if `http` was built without timeouts.
-        let Ok(result) = tokio::time::timeout(REFRESH_TIMEOUT, request).await else {
-            return RefreshOutcome::Transient(format!(
-                "token request timed out after {}s",
-                REFRESH_TIMEOUT.as_secs()
-            ));
-        };
-        outcome::classify_refresh(recorder.status(), result, rec, outcome::unix_now())
-    }
-
     /// Upstream rejected `token` for `account`: if it is still the cached access
     /// token, the next [`access_token`](Self::access_token) call refreshes. A token
     /// that has been replaced already is ignored, so concurrent sessions that all saw
@@ -601,7 +466,7 @@ impl TokenManager {
                 if st.rejected {
                     status.valid = false;
                 }
-                status.last_error = st.last_failure.as_ref().map(|(_, m)| m.clone());
+                status.last_error = st.last_failure.as_ref().map(|f| f.msg.clone());
             }
         }
         Ok(status)
@@ -636,3 +501,7 @@ mod tests {
         is_send(&login_authorization_code(a, s, h, LoginOptions::default()));
     }
 }
+
+#[cfg(test)]
+#[path = "debug_tests.rs"]
+mod debug_tests;

@@ -80,15 +80,28 @@ pub fn classify_error(status: Option<u16>, err: &TokenRequestError) -> RefreshOu
             None,
             format!("token request failed: {}", error_chain(e)),
         ),
-        // Only the JSON path: serde's message may quote (secret) values.
-        RequestTokenError::Parse(e, _body) => classify_failure(
-            status,
-            None,
-            format!(
-                "unparseable token endpoint response ({http}at `{}`)",
-                e.path()
-            ),
-        ),
+        // Only the JSON path (or a missing field's name): serde's other messages may
+        // quote (secret) values.
+        RequestTokenError::Parse(e, _body) => {
+            let inner = e.inner().to_string();
+            let detail = match status {
+                Some(s) if s != 200 => {
+                    format!("token endpoint said HTTP {s} without an OAuth error in the body")
+                }
+                _ if inner.starts_with("missing field `") => format!(
+                    "token endpoint answered {}JSON without a required field ({})",
+                    status
+                        .map(|s| format!("HTTP {s} with "))
+                        .unwrap_or_default(),
+                    inner.split(" at line").next().unwrap_or(&inner)
+                ),
+                _ => format!(
+                    "unparseable token endpoint response ({http}at `{}`)",
+                    e.path()
+                ),
+            };
+            classify_failure(status, None, detail)
+        }
         RequestTokenError::Other(m) => {
             classify_failure(status, None, format!("token endpoint: {http}{m}"))
         }
@@ -300,6 +313,21 @@ mod tests {
             panic!("{o:?}")
         };
         assert_eq!(r.access_token.expose_secret(), "new");
+
+        // Named faults: no token field, a 5xx without an OAuth error.
+        let o = canned(200, r#"{"token_type":"Bearer","expires_in":60}"#).await;
+        let RefreshOutcome::Transient(m) = o else {
+            panic!("{o:?}")
+        };
+        assert!(m.contains("missing field `access_token`"), "{m}");
+        let o = canned(503, "Service Unavailable").await;
+        let RefreshOutcome::Transient(m) = o else {
+            panic!("{o:?}")
+        };
+        assert!(
+            m.contains("HTTP 503") && !m.contains("Service Unavailable"),
+            "{m}"
+        );
         assert_eq!(r.expires_at, Some(70));
     }
 

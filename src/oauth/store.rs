@@ -79,6 +79,17 @@ pub enum StoreError {
         path.display()
     )]
     WouldOverwrite { path: PathBuf },
+    #[error(
+        "{}: permissions {mode:04o} give group/other access to token-store secrets; refusing to start (fix: `chmod {fix} {}`)",
+        path.display(),
+        path.display()
+    )]
+    Insecure {
+        path: PathBuf,
+        mode: u32,
+        /// The mode to set: "600" for a file, "700" for a directory.
+        fix: &'static str,
+    },
 }
 
 pub(super) fn io_err<'a>(
@@ -286,6 +297,14 @@ impl TokenStore {
             Some((a, pw)) if a == account => Some(pw),
             _ => None,
         }
+    }
+
+    /// Fails ([`StoreError::Insecure`]) when the state directory, the token directory,
+    /// the key file or a token file has group or other permission bits. `serve` runs
+    /// this before it starts.
+    pub fn check_permissions(&self) -> Result<(), StoreError> {
+        let state_dir = self.inner.dir.parent().unwrap_or(Path::new("."));
+        super::perms::check_private(state_dir)
     }
 
     /// The directory holding the token files.

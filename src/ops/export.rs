@@ -332,7 +332,15 @@ pub fn read(file: &std::path::Path, passphrase: &SecretString) -> Result<Payload
         )));
     }
     let data = std::fs::read(file).map_err(|e| OpsError::Io(format!("{}: {e}", file.display())))?;
-    let plain = open(passphrase, &data)?;
+    parse(passphrase, &data)
+}
+
+/// Decrypts and parses an export held in memory (e.g. an upload).
+pub fn parse(passphrase: &SecretString, data: &[u8]) -> Result<Payload, OpsError> {
+    if data.len() as u64 > MAX_FILE {
+        return Err(OpsError::Export("export too large".into()));
+    }
+    let plain = open(passphrase, data)?;
     let p: Payload = serde_json::from_slice(&plain).map_err(|e| {
         OpsError::Export(format!(
             "export content unreadable (at line {}, column {})",

@@ -109,6 +109,12 @@ impl InputBuffer {
         self.buf.len()
     }
 
+    /// The size of the allocation (bounded like the contents: see the machines'
+    /// property tests).
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.buf.is_empty()
     }

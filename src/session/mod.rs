@@ -26,7 +26,7 @@ use crate::connector::Target;
 use crate::driver::{DriveError, Upgrade, drive};
 use crate::error::{SessionError, Side};
 use crate::oauth::{TokenError, TokenManager};
-use crate::proto::{Credentials, Limits, LocalTls, LoginRejection, UpstreamAuthError};
+use crate::proto::{Credentials, LocalTls, LoginRejection, UpstreamAuthError};
 use crate::stream::Stream;
 use secrecy::SecretString;
 
@@ -35,7 +35,6 @@ pub struct Shared {
     pub proxy: Proxy,
     pub accounts: Accounts,
     pub tokens: TokenManager,
-    pub limits: Limits,
     pub throttle: crate::throttle::Throttle,
     pub shutdown: tokio_util::sync::CancellationToken,
 }
@@ -96,7 +95,7 @@ async fn session<P: Protocol>(
     peer: SocketAddr,
 ) -> Result<(), SessionError> {
     let _ = tcp.set_nodelay(true);
-    let deadline = Instant::now() + shared.proxy.preauth_timeout;
+    let deadline = Instant::now() + lc.cfg.preauth_timeout;
     let mut down = Stream::Plain(tcp);
     let upgrade = lc
         .server_tls
@@ -119,7 +118,7 @@ async fn session<P: Protocol>(
             LocalTls::Active
         }
     };
-    let mut machine = P::downstream(lc, local_tls, shared.limits).await;
+    let mut machine = P::downstream(lc, local_tls, lc.cfg.limits).await;
     loop {
         let event = drive(&mut down, &mut machine, &upgrade, deadline)
             .await
@@ -178,9 +177,13 @@ async fn session<P: Protocol>(
                     &leftover,
                     &up_leftover,
                     &shared.shutdown,
+                    lc.cfg.idle_timeout,
                 )
                 .await
                 .map_err(|e| SessionError::new(Side::Downstream, format!("splice: {e}")))?;
+                if t.idle_timeout {
+                    info!(%peer, idle_timeout = ?lc.cfg.idle_timeout, "nothing moved for the idle timeout; closed");
+                }
                 debug!(%peer, up = t.up, down = t.down, "splice finished");
                 return Ok(());
             }
@@ -200,7 +203,7 @@ async fn upstream_login<P: Protocol>(
     let result = upstream::login_with::<P>(
         &shared.tokens,
         &lc.upstream,
-        shared.limits,
+        lc.cfg.limits,
         account,
         hint,
         password,

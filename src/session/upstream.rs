@@ -11,9 +11,9 @@ use super::Protocol;
 use super::protocols::Backend;
 use crate::config::{Account, ServerAddr};
 use crate::connector::{self, ConnectError, Target};
-use crate::driver::{DriveError, Upgrade, drive};
+use crate::driver::{DriveError, Machine, Upgrade, drive};
 use crate::oauth::{TokenError, TokenManager};
-use crate::proto::{Limits, UpstreamAuthError, UpstreamLogin, UpstreamTls};
+use crate::proto::{Interrupt, Io, Limits, UpstreamAuthError, UpstreamLogin, UpstreamTls};
 use crate::stream::Stream;
 
 /// An upstream connection that has logged in.
@@ -112,24 +112,169 @@ pub async fn connect_and_login<P: Protocol>(
         host: server.host.clone(),
         port: server.port,
     };
-    let mut machine = P::upstream(login, limits, hint);
-    // Each step (greeting, STARTTLS, capability, auth) gets the step timeout; the
-    // whole login gets four of them.
-    let deadline = Instant::now() + target.timeout * 4;
-    match drive(&mut stream, &mut machine, &upgrade, deadline).await {
-        Ok(event) => {
-            let (capabilities, leftover) = P::Up::logged_in(event);
-            Ok(LoggedIn {
-                stream,
-                server: server.clone(),
-                capabilities,
-                leftover,
-            })
+    let mut machine = Stepped::new(P::upstream(login, limits, hint));
+    // Each step (greeting, capabilities, STARTTLS, TLS handshake, authentication) gets
+    // its own `upstream_timeout`.
+    loop {
+        let deadline = Instant::now() + target.timeout;
+        let step = machine.step;
+        match drive(&mut stream, &mut machine, &upgrade, deadline).await {
+            Ok(StepEvent::Next) => continue,
+            Ok(StepEvent::Done(event)) => {
+                let (capabilities, leftover) = P::Up::logged_in(event);
+                return Ok(LoggedIn {
+                    stream,
+                    server: server.clone(),
+                    capabilities,
+                    leftover,
+                });
+            }
+            Err(DriveError::Machine(e)) => {
+                return Err(match P::Up::auth_error(&e) {
+                    Some(a) => UpstreamFailure::Auth(a.clone()),
+                    None => UpstreamFailure::Other(format!("{server}: {step}: {e}")),
+                });
+            }
+            Err(DriveError::Timeout) => {
+                return Err(UpstreamFailure::Other(format!(
+                    "{server}: {step}: timed out after {:?}",
+                    target.timeout
+                )));
+            }
+            Err(DriveError::Tls(e)) => {
+                return Err(UpstreamFailure::Other(format!(
+                    "{server}: {step} failed: {}",
+                    crate::tls::describe_handshake_error(&e)
+                )));
+            }
+            Err(e) => return Err(UpstreamFailure::Other(format!("{server}: {step}: {e}"))),
         }
-        Err(DriveError::Machine(e)) => match P::Up::auth_error(&e) {
-            Some(a) => Err(UpstreamFailure::Auth(a.clone())),
-            None => Err(UpstreamFailure::Other(e.to_string())),
-        },
-        Err(e) => Err(UpstreamFailure::Other(e.to_string())),
+    }
+}
+
+/// One step of an upstream login, each with its own timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Greeting,
+    Capabilities,
+    StartTls,
+    TlsHandshake,
+    Authentication,
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Step::Greeting => "greeting",
+            Step::Capabilities => "capabilities",
+            Step::StartTls => "STARTTLS",
+            Step::TlsHandshake => "STARTTLS TLS handshake",
+            Step::Authentication => "authentication",
+        })
+    }
+}
+
+impl Step {
+    /// The step a command starts (only its first bytes are looked at, never logged).
+    fn of_command(bytes: &[u8]) -> Step {
+        let head = String::from_utf8_lossy(&bytes[..bytes.len().min(32)]).to_ascii_uppercase();
+        let mut words = head.split_ascii_whitespace();
+        let first = words.next().unwrap_or_default();
+        let verb = match first {
+            "STLS" | "CAPA" | "EHLO" | "HELO" | "STARTTLS" | "CAPABILITY" => first,
+            // IMAP: the verb follows the tag.
+            _ => words.next().unwrap_or_default(),
+        };
+        match verb {
+            "STARTTLS" | "STLS" => Step::StartTls,
+            "CAPABILITY" | "CAPA" | "EHLO" | "HELO" => Step::Capabilities,
+            _ => Step::Authentication,
+        }
+    }
+}
+
+/// What the [`Stepped`] machine hands the driver: a new step begins (drive again with
+/// a fresh deadline), or the inner machine's event.
+enum StepEvent<E> {
+    Next,
+    Done(E),
+}
+
+/// Wraps an upstream machine so that [`drive`] returns at each step boundary (a
+/// command about to be sent, a TLS upgrade about to start).
+struct Stepped<M> {
+    inner: M,
+    step: Step,
+    pending: Option<Io>,
+}
+
+impl<M: Machine> Stepped<M> {
+    fn new(inner: M) -> Self {
+        Stepped {
+            inner,
+            step: Step::Greeting,
+            pending: None,
+        }
+    }
+}
+
+impl<M: Machine> Machine for Stepped<M> {
+    type Event = StepEvent<M::Event>;
+    type Error = M::Error;
+
+    fn feed(&mut self, bytes: &[u8]) {
+        self.inner.feed(bytes)
+    }
+
+    fn next(&mut self) -> Result<Self::Event, Interrupt<M::Error>> {
+        if let Some(io) = self.pending.take() {
+            return Err(Interrupt::Io(io));
+        }
+        let step = match self.inner.next() {
+            Ok(event) => return Ok(StepEvent::Done(event)),
+            Err(Interrupt::Io(Io::Write(bytes))) => {
+                let step = Step::of_command(&bytes);
+                self.pending = Some(Io::Write(bytes));
+                step
+            }
+            Err(Interrupt::Io(Io::StartTls)) => {
+                self.pending = Some(Io::StartTls);
+                Step::TlsHandshake
+            }
+            Err(other) => return Err(other),
+        };
+        self.step = step;
+        Ok(StepEvent::Next)
+    }
+
+    fn tls_established(&mut self) {
+        self.inner.tls_established()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Step;
+
+    #[test]
+    fn commands_name_their_step() {
+        let cases: [(&[u8], Step); 9] = [
+            (b"A1 CAPABILITY\r\n", Step::Capabilities),
+            (b"A1 STARTTLS\r\n", Step::StartTls),
+            (
+                b"A3 AUTHENTICATE XOAUTH2 dXNlcj1h\r\n",
+                Step::Authentication,
+            ),
+            (b"CAPA\r\n", Step::Capabilities),
+            (b"STLS\r\n", Step::StartTls),
+            (b"AUTH XOAUTH2 dXNlcj1h\r\n", Step::Authentication),
+            (b"EHLO client.example\r\n", Step::Capabilities),
+            (b"STARTTLS\r\n", Step::StartTls),
+            // The answer to an error challenge.
+            (b"\r\n", Step::Authentication),
+        ];
+        for (bytes, step) in cases {
+            assert_eq!(Step::of_command(bytes), step, "{bytes:?}");
+        }
     }
 }

@@ -6,6 +6,7 @@
 //!   protocol machines ([`crate::proto`]), so it checks them as an independent peer.
 
 pub mod mini_imap;
+pub mod mini_smtp;
 
 pub use mini_imap::{MiniImap, MiniImapConfig, TokenValidator};
 

@@ -11,11 +11,13 @@
 //! Not every test binary uses every helper, hence the `allow`s.
 #![allow(dead_code, unused_imports)]
 
+pub mod canary;
 pub mod certs;
 pub mod client;
 pub mod dovecot;
 pub mod dovecot_conf;
 pub mod dovecot_sys;
+pub mod fake_upstream;
 pub mod imap_client;
 pub mod pop3_client;
 pub mod process;

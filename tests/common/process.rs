@@ -194,3 +194,171 @@ impl ServeProcess {
         (status, self.output())
     }
 }
+
+/// A `kB` field of `/proc/PID/status` (`VmRSS`, `VmHWM`, ...), in KiB.
+pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().strip_suffix("kB")?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// Resident memory of `pid` now, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    proc_status_kib(pid, "VmRSS")
+}
+
+/// Peak resident memory of `pid` since it started or since [`reset_peak_rss`], in KiB.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    proc_status_kib(pid, "VmHWM")
+}
+
+/// Resets `pid`'s peak RSS to its current RSS (`/proc/PID/clear_refs`, Linux 4.0+).
+/// Returns false when the kernel refused.
+pub fn reset_peak_rss(pid: u32) -> bool {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
+}
+
+/// File descriptors `pid` has open.
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Raises this process's soft `RLIMIT_NOFILE` to at least `want` (up to the hard
+/// limit) with prlimit(1), no unsafe code; children spawned afterwards inherit it.
+/// Returns the soft limit in force.
+pub fn raise_nofile(want: u64) -> u64 {
+    let limits = || -> (u64, u64) {
+        let text = std::fs::read_to_string("/proc/self/limits").expect("read /proc/self/limits");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .expect("Max open files in /proc/self/limits");
+        let mut nums = line["Max open files".len()..]
+            .split_whitespace()
+            .map(|v| v.parse().unwrap_or(u64::MAX));
+        (nums.next().unwrap(), nums.next().unwrap())
+    };
+    let (soft, hard) = limits();
+    if soft >= want {
+        return soft;
+    }
+    let target = want.min(hard);
+    let _ = std::process::Command::new("prlimit")
+        .arg("--pid")
+        .arg(std::process::id().to_string())
+        .arg(format!("--nofile={target}:{hard}"))
+        .status();
+    limits().0
+}
+
+/// `oauth-mail-proxy ARGS` run through `sh` with regular-file writes limited to
+/// `blocks` 512-byte blocks (`ulimit -f`) and `SIGXFSZ` ignored, so a write past the
+/// limit fails with `EFBIG` (as on a full disk) instead of killing the process. Same
+/// clean environment as [`command`]; pipes (stdout, stderr) are not limited.
+pub fn command_with_file_size_limit<S: AsRef<std::ffi::OsStr>>(args: &[S], blocks: u64) -> Command {
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg(format!(
+            "trap '' XFSZ && ulimit -f {blocks} && exec \"$0\" \"$@\""
+        ))
+        .arg(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    for v in ENV {
+        c.env_remove(v);
+    }
+    c
+}
+
+/// `serve` started from a prepared [`Command`], its stdout and stderr read through
+/// pipes into memory (for children that cannot write files).
+pub struct PipedServe {
+    pub child: Child,
+    pub port: u16,
+    output: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl PipedServe {
+    /// Spawns `cmd` (which must run `serve` with a listener on `port`) and waits until
+    /// the port accepts; panics with the output if it exits first or takes too long.
+    pub async fn start(mut cmd: Command, port: u16) -> PipedServe {
+        use tokio::io::AsyncReadExt;
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn serve");
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let out = child.stdout.take().expect("stdout piped");
+        let err = child.stderr.take().expect("stderr piped");
+        for mut pipe in [
+            Box::new(out) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+            Box::new(err),
+        ] {
+            let output = output.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = pipe.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    output.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            });
+        }
+        let mut serve = PipedServe {
+            child,
+            port,
+            output,
+        };
+        let deadline = Instant::now() + RUN_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = serve.child.try_wait() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                panic!(
+                    "serve exited with {status} before listening:\n{}",
+                    serve.output()
+                );
+            }
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return serve;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "serve did not listen on {port} within {RUN_TIMEOUT:?}:\n{}",
+                serve.output()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Everything the process has written so far.
+    pub fn output(&self) -> String {
+        String::from_utf8_lossy(&self.output.lock().unwrap()).into_owned()
+    }
+
+    /// SIGTERM, then waits at most [`EXIT_TIMEOUT`]; returns the status and output.
+    pub async fn terminate(mut self) -> (ExitStatus, String) {
+        sigterm(&self.child);
+        let Some(status) = wait_exit(&mut self.child, EXIT_TIMEOUT).await else {
+            panic!(
+                "serve did not exit within {EXIT_TIMEOUT:?} of SIGTERM:\n{}",
+                self.output()
+            );
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        (status, self.output())
+    }
+}

@@ -16,9 +16,11 @@ use super::{
     DownstreamEvent, Interrupt, Io, Limits, LocalTls, LoginRejection, UpstreamEvent, smtp,
 };
 
+mod properties;
 mod reads;
 mod upstream;
 
+pub(crate) use properties::Buffered;
 pub(crate) use reads::*;
 pub(crate) use upstream::*;
 
@@ -204,4 +206,34 @@ pub(crate) fn lenient() -> Limits {
 /// `LocalTls` from a proptest index (0..3).
 pub(crate) fn local_tls(i: u8) -> LocalTls {
     [LocalTls::None, LocalTls::StartTlsRequired, LocalTls::Active][usize::from(i)]
+}
+
+/// Feeds `input` in one read and steps a downstream machine up to its login event:
+/// returns what it wrote before it (none of the commands pipelined behind the login
+/// may have been answered yet). Panics if no login comes.
+pub(crate) fn written_before_login<M: Downstream>(m: &mut M, input: &[u8]) -> Vec<u8>
+where
+    M::Error: Debug,
+{
+    m.feed(input);
+    let mut out = Vec::new();
+    loop {
+        match m.next() {
+            Ok(DownstreamEvent::Login(_)) => return out,
+            Err(Interrupt::Io(Io::Write(b))) => out.extend(b),
+            other => panic!("no login: {other:?} after {:?}", String::from_utf8_lossy(&out)),
+        }
+    }
+}
+
+/// Answers the pending login with `verdict`, then runs the machine on what it
+/// already holds: what it wrote and what happened (a `Done` there is the only way
+/// pipelined bytes reach the upstream).
+pub(crate) fn after_verdict<M: Downstream>(m: &mut M, verdict: Verdict) -> (String, Vec<Ev<M::Error>>) {
+    match verdict {
+        Verdict::Accept(caps) => m.accept(caps),
+        Verdict::Reject(r) => m.reject(r),
+    }
+    let (out, evs) = drive_downstream(m, &[], &[], None);
+    (String::from_utf8(out).unwrap(), evs)
 }

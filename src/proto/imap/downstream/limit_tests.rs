@@ -211,3 +211,63 @@ proptest! {
         }
     }
 }
+
+/// Commands pipelined behind a LOGIN wait for its outcome: nothing is answered before
+/// the verdict; after a rejection the machine answers them itself (they never reach
+/// the upstream: no `Done`), after an acceptance they are the leftover.
+#[test]
+fn pipelined_commands_wait_for_the_login() {
+    let input = b"A1 LOGIN u p\r\nA2 NOOP\r\nA3 SELECT INBOX\r\n";
+    for tls in [LocalTls::None, LocalTls::Active] {
+        let mut m = ImapDownstream::new(tls, Limits::default());
+        assert_eq!(testing::written_before_login(&mut m, input), GREETING_PLAIN);
+        let (out, evs) =
+            testing::after_verdict(&mut m, Verdict::Reject(LoginRejection::BadCredentials));
+        let expected = text(&[
+            b"A1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n",
+            b"A2 OK NOOP completed\r\nA3 BAD Log in first\r\n",
+        ]);
+        assert_eq!(out, expected);
+        assert!(evs.is_empty(), "{evs:?}");
+
+        let mut m = ImapDownstream::new(tls, Limits::default());
+        testing::written_before_login(&mut m, input);
+        let (out, evs) = testing::after_verdict(&mut m, Verdict::Accept(None));
+        assert_eq!(out, "A1 OK Logged in\r\n");
+        assert_eq!(evs, [Ev::Done(b"A2 NOOP\r\nA3 SELECT INBOX\r\n".to_vec())]);
+    }
+}
+
+/// A LOGIN literal over the limit gets a BAD and no `+`; what follows is read as new
+/// commands (a client that waits for `+` sends no literal data). A non-synchronizing
+/// one, whose data comes anyway, closes the connection before any of it is read.
+#[test]
+fn over_limit_login_literal_is_never_read() {
+    let (out, evs) = run(LocalTls::Active, b"A1 LOGIN {5000}\r\nA2 NOOP\r\n", &[]);
+    assert_eq!(
+        out,
+        text(&[
+            GREETING_PLAIN,
+            b"A1 BAD Literal too large\r\nA2 OK NOOP completed\r\n"
+        ])
+    );
+    assert!(evs.is_empty());
+    let mut input = b"A1 LOGIN {5000+}\r\n".to_vec();
+    input.extend(b"A2 LOGIN u p\r\nA3 NOOP\r\n".repeat(200));
+    let (out, evs) = run(LocalTls::Active, &input, &[]);
+    assert_eq!(
+        out,
+        text(&[
+            GREETING_PLAIN,
+            b"A1 BAD Literal too large\r\n* BYE Literal too large\r\n"
+        ])
+    );
+    assert_eq!(evs, [Ev::Close]);
+    // a literal within the limit, of a refused command, is skipped even when it holds
+    // a login
+    let input = b"A1 SELECT {14+}\r\nA2 LOGIN u p\r\n\r\nA3 NOOP\r\n";
+    let (out, evs) = run(LocalTls::Active, input, &[]);
+    let expected = text(&[GREETING_PLAIN, b"A1 BAD Log in first\r\nA3 OK NOOP completed\r\n"]);
+    assert_eq!(out, expected);
+    assert!(evs.is_empty(), "{evs:?}");
+}

@@ -285,3 +285,9 @@ proptest! {
         prop_assert_eq!(evs, whole_evs);
     }
 }
+
+impl testing::Buffered for ImapDownstream {
+    fn input(&self) -> &crate::proto::line::InputBuffer {
+        &self.buf
+    }
+}

@@ -347,3 +347,9 @@ mod arbitrary {
         }
     }
 }
+
+impl testing::Buffered for ImapUpstream {
+    fn input(&self) -> &crate::proto::line::InputBuffer {
+        &self.buf
+    }
+}

@@ -237,3 +237,33 @@ proptest! {
         prop_assert_eq!(evs, whole_evs);
     }
 }
+
+/// Commands pipelined behind USER/PASS wait for the login's outcome: nothing after
+/// PASS is answered before the verdict; after a rejection the machine answers them
+/// itself (no `Done`: nothing reaches the upstream), after an acceptance they are the
+/// leftover.
+#[test]
+fn pipelined_commands_wait_for_the_login() {
+    let input = b"USER u\r\nPASS p\r\nSTAT\r\nRETR 1\r\n";
+    for tls in [LocalTls::None, LocalTls::Active] {
+        let mut m = Pop3Downstream::new(tls, Limits::default());
+        let before = testing::written_before_login(&mut m, input);
+        assert_eq!(before, text(&[GREETING, b"+OK Send PASS\r\n"]).as_bytes());
+        let (out, evs) =
+            testing::after_verdict(&mut m, Verdict::Reject(LoginRejection::BadCredentials));
+        assert_eq!(out, "");
+        assert!(evs.is_empty(), "{evs:?}");
+
+        let mut m = Pop3Downstream::new(tls, Limits::default());
+        testing::written_before_login(&mut m, input);
+        let (out, evs) = testing::after_verdict(&mut m, Verdict::Accept(ACCEPT_CAPS));
+        assert_eq!(out, "");
+        assert_eq!(evs, [Ev::Done(b"STAT\r\nRETR 1\r\n".to_vec())]);
+    }
+    // the same with AUTH PLAIN and its initial response
+    let mut m = Pop3Downstream::new(LocalTls::Active, Limits::default());
+    testing::written_before_login(&mut m, b"AUTH PLAIN AHUAcA==\r\nSTAT\r\n");
+    let (out, evs) = testing::after_verdict(&mut m, Verdict::Reject(LoginRejection::BadCredentials));
+    assert_eq!(out, "");
+    assert!(evs.is_empty(), "{evs:?}");
+}

@@ -317,3 +317,9 @@ fn debug_output_has_no_password() {
         testing::assert_secrets_hidden(&mut m, input, &["hunter2", "AGFsaWNlAGh1bnRlcjI"]);
     }
 }
+
+impl testing::Buffered for Pop3Downstream {
+    fn input(&self) -> &crate::proto::line::InputBuffer {
+        &self.buf
+    }
+}

@@ -186,3 +186,9 @@ proptest! {
         prop_assert_eq!(drive(&mut m, &chunks), whole);
     }
 }
+
+impl testing::Buffered for Pop3Upstream {
+    fn input(&self) -> &crate::proto::line::InputBuffer {
+        &self.buf
+    }
+}

@@ -186,3 +186,32 @@ fn auth_before_ehlo_and_mail_before_auth() {
     assert_eq!(out, expected);
     assert!(evs.is_empty());
 }
+
+/// Commands pipelined behind AUTH wait for the login's outcome: nothing after it is
+/// answered before the verdict; after a rejection the machine answers them itself (no
+/// `Done`: nothing reaches the upstream), after an acceptance they are the leftover.
+#[test]
+fn pipelined_commands_wait_for_the_login() {
+    let auth = b"EHLO c\r\nAUTH PLAIN AHUAcA==\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n";
+    let login = b"EHLO c\r\nAUTH LOGIN dQ==\r\ncA==\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n";
+    for (input, prompts) in [(&auth[..], &b""[..]), (&login[..], b"334 UGFzc3dvcmQ6\r\n")] {
+        let mut m = machine(LocalTls::Active, Limits::default());
+        let before = testing::written_before_login(&mut m, input);
+        assert_eq!(before, [GREETING, &ehlo_auth(), prompts].concat());
+        let (out, evs) =
+            testing::after_verdict(&mut m, Verdict::Reject(LoginRejection::BadCredentials));
+        let expected = text(&[
+            b"535 5.7.8 Authentication credentials invalid\r\n",
+            b"530 5.7.0 Authentication required\r\n530 5.7.0 Authentication required\r\n",
+        ]);
+        assert_eq!(out, expected);
+        assert!(evs.is_empty(), "{evs:?}");
+
+        let mut m = machine(LocalTls::Active, Limits::default());
+        testing::written_before_login(&mut m, input);
+        let (out, evs) = testing::after_verdict(&mut m, Verdict::Accept(ACCEPT_CAPS));
+        assert_eq!(out, "235 2.7.0 Authentication successful\r\n");
+        assert_eq!(evs, [Ev::Done(b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n".to_vec())]);
+    }
+}
+

@@ -185,3 +185,9 @@ proptest! {
         prop_assert_eq!(evs, whole_evs);
     }
 }
+
+impl testing::Buffered for SmtpDownstream {
+    fn input(&self) -> &crate::proto::line::InputBuffer {
+        &self.buf
+    }
+}

@@ -86,6 +86,12 @@ impl<Ev> Client<Ev> {
         }
     }
 
+    /// The input buffer, for the bound checks of the tests.
+    #[cfg(test)]
+    pub(super) fn input(&self) -> &InputBuffer {
+        &self.buf
+    }
+
     pub(super) fn feed(&mut self, bytes: &[u8]) {
         if self.phase != Phase::Closed {
             self.buf.extend(bytes);

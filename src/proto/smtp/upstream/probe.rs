@@ -58,3 +58,10 @@ impl SmtpProbe {
         self.client.tls_established();
     }
 }
+
+#[cfg(test)]
+impl crate::proto::testing::Buffered for SmtpProbe {
+    fn input(&self) -> &crate::proto::line::InputBuffer {
+        self.client.input()
+    }
+}

@@ -251,3 +251,9 @@ mod arbitrary {
         }
     }
 }
+
+impl testing::Buffered for SmtpUpstream {
+    fn input(&self) -> &crate::proto::line::InputBuffer {
+        self.client.input()
+    }
+}
