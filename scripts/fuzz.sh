@@ -53,19 +53,26 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 build_args=(--sanitizer "$sanitizer")
-[ "$profile" = dev ] && build_args+=(--dev)
+out_dir=release
+if [ "$profile" = dev ]; then
+    build_args+=(--dev)
+    out_dir=debug
+    # Line tables are enough for libFuzzer's stack traces, and link much faster.
+    export CARGO_PROFILE_DEV_DEBUG=line-tables-only
+fi
 cd fuzz
 echo "fuzz: building ($profile, sanitizer $sanitizer)"
 cargo fuzz build "${build_args[@]}"
 built=$(date +%s)
+bin_dir="target/$(rustc -vV | sed -n 's/^host: //p')/$out_dir"
 
 targets=$(cargo fuzz list)
 dict_for() {
     case "$1" in
-    imap_*) echo "-dict=dict/imap.dict" ;;
-    pop3_*) echo "-dict=dict/pop3.dict" ;;
-    smtp_*) echo "-dict=dict/smtp.dict" ;;
-    sasl*) echo "-dict=dict/sasl.dict" ;;
+    imap_*) echo "-dict=$PWD/dict/imap.dict" ;;
+    pop3_*) echo "-dict=$PWD/dict/pop3.dict" ;;
+    smtp_*) echo "-dict=$PWD/dict/smtp.dict" ;;
+    sasl*) echo "-dict=$PWD/dict/sasl.dict" ;;
     esac
 }
 
@@ -73,11 +80,12 @@ logs=$(mktemp -d)
 trap 'rm -rf "$probe" "$logs"' EXIT
 run_one() {
     local t=$1
-    mkdir -p "corpus/$t"
+    mkdir -p "corpus/$t" "artifacts/$t"
+    # The binaries directly: `cargo fuzz run` would hold the build lock while running.
     # shellcheck disable=SC2046
-    if cargo fuzz run "${build_args[@]}" "$t" "corpus/$t" -- \
-        -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
-        -print_final_stats=1 $(dict_for "$t") >"$logs/$t.log" 2>&1; then
+    if "$bin_dir/$t" -artifact_prefix="artifacts/$t/" -max_total_time="$secs" \
+        -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 $(dict_for "$t") \
+        "corpus/$t" >"$logs/$t.log" 2>&1; then
         echo "fuzz: $t ok ($(grep -o 'stat::number_of_executed_units: *[0-9]*' "$logs/$t.log" |
             grep -o '[0-9]*$' || echo '?') runs)"
     else

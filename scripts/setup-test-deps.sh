@@ -4,6 +4,8 @@
 #     start private instances with their own config, so the system service must not run;
 #   - python3 and curl (used by scripts and the demo); openssl (RSA test keys for
 #     the jwt_bearer test);
+#   - chromium and chromium-driver (the admin page's real-browser test,
+#     tests/admin_browser.rs, drives headless Chromium through WebDriver);
 #   - the `vmail` system user that owns the test mailboxes.
 #
 # Idempotent and non-interactive (no stdin needed). Run as root, or as a user with

@@ -84,6 +84,18 @@ pub struct Proxy {
     /// Warn (log, `status`, `notify_command`) when a refresh token with a known expiry
     /// expires within this long.
     pub refresh_token_warning: Duration,
+    /// The admin listener (`admin`), when configured.
+    pub admin: Option<AdminConfig>,
+    /// After SIGTERM/SIGINT, spliced sessions may go on this long (`drain_timeout`).
+    pub drain_timeout: Duration,
+}
+
+/// `[proxy] admin` and `admin_password_hash`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminConfig {
+    pub bind: SocketAddr,
+    /// Argon2id PHC string; `None` (loopback only): only the probes are usable.
+    pub password_hash: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -35,6 +35,7 @@ pub mod oauth;
 pub mod ops;
 pub mod private_file;
 pub mod proto;
+pub mod reload;
 pub mod secret;
 pub mod session;
 pub mod splice;

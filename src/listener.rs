@@ -17,9 +17,11 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::accounts::Accounts;
-use crate::config::{Config, ListenTls, Protocol};
+use crate::admin::{AdminSettings, AdminState};
+use crate::config::{Config, ListenTls, Listener, Protocol};
 use crate::conn_limit::{RefusalLog, SourceLimiter, busy_reply};
 use crate::connector::Target;
+use crate::metrics::{Metrics, PreauthReject};
 use crate::oauth::{TokenManager, TokenStore};
 use crate::session::{self, ListenerCtx, Shared};
 
@@ -49,12 +51,15 @@ pub enum ServeError {
 /// A proxy with its listeners bound, ready to run.
 pub struct Server {
     shared: Arc<Shared>,
+    config: Arc<Config>,
     listeners: Vec<(TcpListener, Arc<ListenerCtx>)>,
+    admin: Option<(TcpListener, AdminState)>,
 }
 
 impl Server {
-    /// Builds everything the sessions share and binds every listener. Fails before
-    /// accepting anything when a port, certificate or the token store is unusable.
+    /// Builds everything the sessions share and binds every listener (and the admin
+    /// listener, when configured). Fails before accepting anything when a port,
+    /// certificate or the token store is unusable.
     pub async fn bind(config: Config) -> Result<Server, ServeError> {
         let store = TokenStore::open(&config.proxy.state_dir)
             .map_err(|e| ServeError::Store(e.to_string()))?;
@@ -63,12 +68,10 @@ impl Server {
             .map_err(|e| ServeError::Store(e.to_string()))?;
         let http =
             crate::oauth::client::http_client().map_err(|e| ServeError::Http(e.to_string()))?;
-        let shutdown = CancellationToken::new();
+        let metrics = Arc::new(Metrics::new());
         let shared = Arc::new(Shared {
             proxy: config.proxy.clone(),
-            accounts: Accounts::new(config.accounts.clone()).with_app_passwords(
-                crate::app_passwords::AppPasswords::in_state_dir(&config.proxy.state_dir),
-            ),
+            accounts: std::sync::RwLock::new(Arc::new(accounts_of(&config))),
             tokens: crate::ops::notify::attach(
                 TokenManager::new(store, http, config.proxy.refresh_margin)
                     .with_refresh_token_warning(config.proxy.refresh_token_warning),
@@ -79,47 +82,40 @@ impl Server {
                 config.proxy.auth_failure_delay,
                 config.proxy.auth_failure_max_delay,
             ),
-            shutdown,
+            shutdown: CancellationToken::new(),
+            drain: CancellationToken::new(),
+            metrics: metrics.clone(),
         });
         let mut listeners = Vec::new();
         for l in &config.listeners {
-            let tls_err = |source| ServeError::Tls {
-                addr: l.bind,
-                source,
-            };
-            let server_tls = match l.tls {
-                ListenTls::None => None,
-                _ => {
-                    let (cert, key) = match &l.cert {
-                        Some(pair) => pair.clone(),
-                        None => crate::tls::ensure_generated(&config.proxy.state_dir)
-                            .map_err(tls_err)?,
-                    };
-                    Some(crate::tls::server_config(&cert, &key).map_err(tls_err)?)
-                }
-            };
-            let upstream = Target {
-                servers: l.upstream.servers.clone(),
-                tls: l.upstream.tls,
-                client_config: crate::tls::client_config(l.upstream.ca.as_deref())
-                    .map_err(tls_err)?,
-                timeout: config.proxy.upstream_timeout,
-            };
-            let tcp = TcpListener::bind(l.bind)
-                .await
-                .map_err(|source| ServeError::Bind {
-                    addr: l.bind,
-                    source,
-                })?;
-            let ctx = ListenerCtx {
-                cfg: l.clone(),
-                server_tls,
-                upstream,
-                smtp_probe: Default::default(),
-            };
-            listeners.push((tcp, Arc::new(ctx)));
+            listeners.push(bind_listener(&config, l, &metrics).await?);
         }
-        Ok(Server { shared, listeners })
+        let config = Arc::new(config);
+        let admin = match &config.proxy.admin {
+            None => None,
+            Some(a) => {
+                let tcp = TcpListener::bind(a.bind)
+                    .await
+                    .map_err(|source| ServeError::Bind {
+                        addr: a.bind,
+                        source,
+                    })?;
+                let settings = AdminSettings {
+                    bind: a.bind,
+                    // Without a hash no password matches: only the probes answer.
+                    password_hash: a.password_hash.clone().unwrap_or_default(),
+                };
+                let state =
+                    AdminState::new(&settings, config.clone(), shared.tokens.clone(), metrics);
+                Some((tcp, state))
+            }
+        };
+        Ok(Server {
+            shared,
+            config,
+            listeners,
+            admin,
+        })
     }
 
     /// The bound addresses, in config order (useful with port 0).
@@ -130,36 +126,141 @@ impl Server {
             .collect()
     }
 
-    /// Accepts connections until `shutdown` is cancelled, then closes the listeners,
-    /// ends spliced sessions and waits for every session task to finish.
+    /// The admin listener's bound address, when configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+
+    /// The process's metrics.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.shared.metrics.clone()
+    }
+
+    /// Accepts connections until `shutdown` is cancelled, then drains (see
+    /// [`run_with_reloads`](Self::run_with_reloads)).
     pub async fn run(self, shutdown: CancellationToken) {
+        let (_keep, reloads) = tokio::sync::mpsc::unbounded_channel();
+        self.run_with_reloads(shutdown, reloads).await;
+    }
+
+    /// Accepts connections until `shutdown` is cancelled; each message on `reloads`
+    /// re-reads the config file ([`crate::reload`]). At shutdown the listeners close,
+    /// sessions not logged in end, and spliced sessions may go on for `drain_timeout`
+    /// before they are closed; returns when every session task has finished.
+    pub async fn run_with_reloads(
+        self,
+        shutdown: CancellationToken,
+        mut reloads: tokio::sync::mpsc::UnboundedReceiver<()>,
+    ) {
         let tracker = TaskTracker::new();
         let caps = Arc::new(Caps {
             global: Arc::new(Semaphore::new(self.shared.proxy.max_connections)),
             per_source: SourceLimiter::new(self.shared.proxy.max_connections_per_source),
             log: RefusalLog::new(REFUSAL_LOG_INTERVAL),
         });
+        let mut running = crate::reload::Running::new(
+            self.shared.clone(),
+            caps,
+            tracker.clone(),
+            shutdown.clone(),
+            self.config.clone(),
+        );
         for (tcp, ctx) in self.listeners {
-            let addr = tcp.local_addr().ok();
-            info!(listener = ?addr, protocol = ctx.cfg.protocol.name(), upstream = %ctx.upstream.servers[0], "listening");
-            tracker.spawn(accept_loop(
-                tcp,
-                ctx,
-                self.shared.clone(),
-                caps.clone(),
-                tracker.clone(),
-                shutdown.clone(),
-            ));
+            running.start(tcp, ctx);
         }
-        shutdown.cancelled().await;
+        let admin_stop = CancellationToken::new();
+        let admin_state = self.admin.map(|(tcp, state)| {
+            let stop = admin_stop.clone();
+            let st = state.clone();
+            let task = tokio::spawn(async move {
+                if let Err(e) = crate::admin::serve(tcp, st, stop).await {
+                    error!("admin listener: {e}");
+                }
+            });
+            (state, task)
+        });
+        if let Some((state, _)) = &admin_state {
+            state.set_ready(true);
+            running.set_admin(state.clone());
+        }
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                Some(()) = reloads.recv() => running.reload().await,
+            }
+        }
+        if let Some((state, _)) = &admin_state {
+            state.set_ready(false);
+        }
         self.shared.shutdown.cancel();
         tracker.close();
-        tracker.wait().await;
+        let drain = self.shared.proxy.drain_timeout;
+        if tokio::time::timeout(drain, tracker.wait()).await.is_err() {
+            warn!(drain_timeout = ?drain, "drain time over; closing the remaining sessions");
+            self.shared.drain.cancel();
+            tracker.wait().await;
+        }
+        self.shared.drain.cancel();
+        admin_stop.cancel();
+        if let Some((_, task)) = admin_state {
+            let _ = task.await;
+        }
+        info!("all sessions ended");
     }
 }
 
+/// The accounts of `config`, with the state directory's app passwords.
+pub(crate) fn accounts_of(config: &Config) -> Accounts {
+    Accounts::new(config.accounts.clone()).with_app_passwords(
+        crate::app_passwords::AppPasswords::in_state_dir(&config.proxy.state_dir),
+    )
+}
+
+/// Builds one listener's runtime parts and binds it.
+pub(crate) async fn bind_listener(
+    config: &Config,
+    l: &Listener,
+    metrics: &Metrics,
+) -> Result<(TcpListener, Arc<ListenerCtx>), ServeError> {
+    let tls_err = |source| ServeError::Tls {
+        addr: l.bind,
+        source,
+    };
+    let server_tls = match l.tls {
+        ListenTls::None => None,
+        _ => {
+            let (cert, key) = match &l.cert {
+                Some(pair) => pair.clone(),
+                None => crate::tls::ensure_generated(&config.proxy.state_dir).map_err(tls_err)?,
+            };
+            Some(crate::tls::server_config(&cert, &key).map_err(tls_err)?)
+        }
+    };
+    let upstream = Target {
+        servers: l.upstream.servers.clone(),
+        tls: l.upstream.tls,
+        client_config: crate::tls::client_config(l.upstream.ca.as_deref()).map_err(tls_err)?,
+        timeout: config.proxy.upstream_timeout,
+    };
+    let tcp = TcpListener::bind(l.bind)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: l.bind,
+            source,
+        })?;
+    let addr = tcp.local_addr().unwrap_or(l.bind);
+    let ctx = ListenerCtx {
+        cfg: l.clone(),
+        server_tls,
+        upstream,
+        smtp_probe: Default::default(),
+        metrics: metrics.listener(&format!("{} {addr}", l.protocol.name())),
+    };
+    Ok((tcp, Arc::new(ctx)))
+}
+
 /// The connection caps all listeners share.
-struct Caps {
+pub(crate) struct Caps {
     /// `max_connections` permits; one is held for each session's lifetime.
     global: Arc<Semaphore>,
     per_source: Arc<SourceLimiter>,
@@ -174,8 +275,10 @@ fn refuse(
     peer: SocketAddr,
     ctx: &ListenerCtx,
     caps: &Caps,
+    metrics: &Metrics,
     cap: &str,
 ) {
+    metrics.preauth_rejected(PreauthReject::Busy);
     if let Some(held_back) = caps.log.should_log(std::time::Instant::now()) {
         warn!(source = %peer.ip(), listener = %ctx.cfg.bind, cap, refused_since_last_log = held_back, "too many connections; refusing");
     }
@@ -189,7 +292,8 @@ fn refuse(
     }
 }
 
-async fn accept_loop(
+/// Accepts on `tcp` until `stop` is cancelled (then the socket is closed).
+pub(crate) async fn accept_loop(
     tcp: TcpListener,
     ctx: Arc<ListenerCtx>,
     shared: Arc<Shared>,
@@ -211,23 +315,31 @@ async fn accept_loop(
             _ = shutdown.cancelled() => return,
         };
         let Ok(permit) = caps.global.clone().try_acquire_owned() else {
-            refuse(sock, peer, &ctx, &caps, "max_connections");
+            refuse(sock, peer, &ctx, &caps, &shared.metrics, "max_connections");
             continue;
         };
         let Some(source) = caps.per_source.try_acquire(peer.ip()) else {
             drop(permit);
-            refuse(sock, peer, &ctx, &caps, "max_connections_per_source");
+            refuse(
+                sock,
+                peer,
+                &ctx,
+                &caps,
+                &shared.metrics,
+                "max_connections_per_source",
+            );
             continue;
         };
         let shared = shared.clone();
         let ctx = ctx.clone();
+        let open = ctx.metrics.connection_opened();
         let run = async move {
             match ctx.cfg.protocol {
                 Protocol::Imap => session::run::<session::Imap>(shared, ctx, sock, peer).await,
                 Protocol::Pop3 => session::run::<session::Pop3>(shared, ctx, sock, peer).await,
                 Protocol::Smtp => session::run::<session::Smtp>(shared, ctx, sock, peer).await,
             }
-            drop((permit, source));
+            drop((permit, source, open));
         };
         tracker.spawn(run);
     }

@@ -96,10 +96,23 @@ async fn run(cli: Cli) -> Result<()> {
             let s = shutdown.clone();
             tokio::spawn(async move {
                 wait_for_signal().await;
-                tracing::info!("shutting down");
+                tracing::info!("shutting down: no new connections; draining spliced sessions");
                 s.cancel();
             });
-            server.run(shutdown).await;
+            let (reload_tx, reloads) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(async move {
+                use tokio::signal::unix::{SignalKind, signal};
+                let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                    tracing::warn!("cannot listen for SIGHUP: reload unavailable");
+                    return;
+                };
+                while hup.recv().await.is_some() {
+                    if reload_tx.send(()).is_err() {
+                        return;
+                    }
+                }
+            });
+            server.run_with_reloads(shutdown, reloads).await;
             Ok(())
         }
         Command::Login {

@@ -50,33 +50,6 @@ impl Stream {
         matches!(self, Stream::ServerTls(_) | Stream::ClientTls(_))
     }
 
-    /// Ready when reading may make progress without blocking: the socket is readable
-    /// (or closed), or, with TLS, rustls holds input it has not processed yet. Lets the
-    /// splice wait for data without holding a read buffer. Only meaningful after a read
-    /// returned `Pending` (rustls may hold decrypted bytes no readiness announces).
-    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self {
-            Stream::Plain(s) => s.poll_read_ready(cx),
-            Stream::ServerTls(s) => {
-                let (tcp, conn) = s.get_ref();
-                if conn.wants_read() {
-                    tcp.poll_read_ready(cx)
-                } else {
-                    Poll::Ready(Ok(()))
-                }
-            }
-            Stream::ClientTls(s) => {
-                let (tcp, conn) = s.get_ref();
-                if conn.wants_read() {
-                    tcp.poll_read_ready(cx)
-                } else {
-                    Poll::Ready(Ok(()))
-                }
-            }
-            Stream::Gone => Poll::Ready(Err(gone())),
-        }
-    }
-
     /// Server-side TLS handshake on a plain stream (implicit TLS or STARTTLS).
     pub async fn accept_tls(&mut self, cfg: Arc<ServerConfig>) -> io::Result<()> {
         let Stream::Plain(tcp) = std::mem::replace(self, Stream::Gone) else {

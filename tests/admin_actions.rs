@@ -37,9 +37,12 @@ struct Fixture {
 
 async fn start() -> Fixture {
     let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
-    let srv = AuthServer::start("127.0.0.1:0".parse().unwrap(), AuthServerConfig::generated())
-        .await
-        .unwrap();
+    let srv = AuthServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        AuthServerConfig::generated(),
+    )
+    .await
+    .unwrap();
     srv.set_device_interval(Duration::from_millis(200));
     let imap = MiniImap::start(
         "127.0.0.1:0".parse().unwrap(),
@@ -56,7 +59,10 @@ async fn start() -> Fixture {
         oauth_mail_proxy::secret::random_token(12),
     ));
     let (authorize, token) = (srv.authorize_url(), srv.token_url());
-    let device = format!("flow = \"device_code\"\ndevice_authorization_url = \"{}\"\n", srv.device_url());
+    let device = format!(
+        "flow = \"device_code\"\ndevice_authorization_url = \"{}\"\n",
+        srv.device_url()
+    );
     let cfg = srv.config().clone();
     let spec = |username, extra| AccountSpec {
         username,
@@ -94,7 +100,12 @@ async fn start() -> Fixture {
             password.clone(),
         )),
     };
-    let state = AdminState::new(&settings, Arc::new(config), tokens, Arc::new(Metrics::new()));
+    let state = AdminState::new(
+        &settings,
+        Arc::new(config),
+        tokens,
+        Arc::new(Metrics::new()),
+    );
     let listener = tokio::net::TcpListener::bind(settings.bind).await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();
@@ -132,6 +143,42 @@ impl Fixture {
         self.http.get(url).send().await.unwrap()
     }
 
+    /// Logs in on the page's form; returns the `Cookie` header value of the session.
+    async fn page_session(&self) -> String {
+        let res = self.get(&format!("{}/", self.url)).await;
+        let login_cookie = cookie(&res, admin::LOGIN_COOKIE);
+        let csrf = csrf_field(&res.text().await.unwrap());
+        let res = self
+            .http
+            .post(format!("{}/login", self.url))
+            .header("cookie", format!("{}={login_cookie}", admin::LOGIN_COOKIE))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("password", self.password.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        format!(
+            "{}={}",
+            admin::SESSION_COOKIE,
+            cookie(&res, admin::SESSION_COOKIE)
+        )
+    }
+
+    /// The overview as the page session sees it.
+    async fn page(&self, session: &str) -> String {
+        let res = self
+            .http
+            .get(format!("{}/", self.url))
+            .header("cookie", session)
+            .send()
+            .await
+            .unwrap();
+        res.text().await.unwrap()
+    }
+
     async fn stop(self) {
         self.shutdown.cancel();
         self.srv.shutdown().await;
@@ -165,12 +212,18 @@ async fn login_through_the_callback_then_verify_and_logout() {
     assert_eq!(status, StatusCode::OK, "{v}");
     let auth = Url::parse(v["authorization_url"].as_str().unwrap()).unwrap();
     assert!(auth.as_str().starts_with(&f.srv.authorize_url()), "{auth}");
-    assert_eq!(param(&auth, "code_challenge_method").as_deref(), Some("S256"));
+    assert_eq!(
+        param(&auth, "code_challenge_method").as_deref(),
+        Some("S256")
+    );
     let redirect = param(&auth, "redirect_uri").unwrap();
     assert_eq!(redirect, format!("{}/oauth/callback", f.url));
 
     // A forged state is refused, and does not use up the real one.
-    let forged = format!("{redirect}?code=x&state={}", oauth_mail_proxy::secret::random_token(32));
+    let forged = format!(
+        "{redirect}?code=x&state={}",
+        oauth_mail_proxy::secret::random_token(32)
+    );
     let res = f.get(&forged).await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert!(res.text().await.unwrap().contains("unknown or expired"));
@@ -198,7 +251,13 @@ async fn login_through_the_callback_then_verify_and_logout() {
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["ok"], json!(true), "{v}");
     assert_eq!(v["listeners"][0]["ok"], json!(true), "{v}");
-    assert!(v["listeners"][0]["message"].as_str().unwrap().contains("0 messages"), "{v}");
+    assert!(
+        v["listeners"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("0 messages"),
+        "{v}"
+    );
 
     let (status, v) = f.api(&format!("/api/accounts/{}/logout", seg(ALICE))).await;
     assert_eq!(status, StatusCode::OK, "{v}");
@@ -221,15 +280,41 @@ async fn device_code_login_is_polled_in_the_background() {
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["flow"], json!("device_code"));
     let code = v["user_code"].as_str().unwrap().to_string();
-    assert!(v["verification_uri"].as_str().unwrap().starts_with("http"), "{v}");
+    assert!(
+        v["verification_uri"].as_str().unwrap().starts_with("http"),
+        "{v}"
+    );
     assert!(f.store.load(BOB).unwrap().is_none());
+    // The overview shows the code to enter and reloads itself while waiting.
+    let session = f.page_session().await;
+    let page = f.page(&session).await;
+    assert!(page.contains("Waiting for approval"), "{page}");
+    assert!(
+        page.contains(&format!("<code id=\"user-code\">{code}</code>")),
+        "{page}"
+    );
+    assert!(page.contains("http-equiv=\"refresh\""), "{page}");
     assert!(f.srv.approve_device(&code, BOB));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while f.store.load(BOB).unwrap().is_none() {
-        assert!(tokio::time::Instant::now() < deadline, "not saved after approval");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not saved after approval"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(f.srv.grants("device_code"), 1);
+    let mut page = f.page(&session).await;
+    while !page.contains("class=\"ok\" data-account=\"bob@example.com\"") {
+        assert!(tokio::time::Instant::now() < deadline, "{page}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        page = f.page(&session).await;
+    }
+    assert!(
+        page.contains("class=\"ok\" data-account=\"bob@example.com\""),
+        "{page}"
+    );
+    assert!(!page.contains("http-equiv=\"refresh\""), "{page}");
     f.stop().await;
 }
 
@@ -240,7 +325,9 @@ async fn export_and_import_through_the_api() {
     let rec = TokenRecord {
         account: ALICE.into(),
         access_token: SecretString::from(oauth_mail_proxy::secret::random_token(24)),
-        refresh_token: Some(SecretString::from(oauth_mail_proxy::secret::random_token(24))),
+        refresh_token: Some(SecretString::from(oauth_mail_proxy::secret::random_token(
+            24,
+        ))),
         expires_at: Some(now + 3600),
         scopes: vec!["mail".into()],
         obtained_at: now,
@@ -256,13 +343,19 @@ async fn export_and_import_through_the_api() {
             .json(&json!({ "passphrase": pass }))
             .send()
     };
-    assert_eq!(export("short").await.unwrap().status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        export("short").await.unwrap().status(),
+        StatusCode::BAD_REQUEST
+    );
     let pass = oauth_mail_proxy::secret::random_token(16);
     let res = export(&pass).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let file = res.bytes().await.unwrap();
     let token = secrecy::ExposeSecret::expose_secret(&rec.access_token).to_string();
-    assert!(!String::from_utf8_lossy(&file).contains(&token), "export not sealed");
+    assert!(
+        !String::from_utf8_lossy(&file).contains(&token),
+        "export not sealed"
+    );
 
     f.store.delete(ALICE).unwrap();
     let import = |pass: &str| {
@@ -273,14 +366,20 @@ async fn export_and_import_through_the_api() {
             .body(file.clone())
             .send()
     };
-    assert_eq!(import("wrong passphrase").await.unwrap().status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        import("wrong passphrase").await.unwrap().status(),
+        StatusCode::BAD_REQUEST
+    );
     assert!(f.store.load(ALICE).unwrap().is_none());
     let res = import(&pass).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["ok"], json!(true), "{v}");
     let back = f.store.load(ALICE).unwrap().expect("imported");
-    assert_eq!(secrecy::ExposeSecret::expose_secret(&back.access_token), token);
+    assert_eq!(
+        secrecy::ExposeSecret::expose_secret(&back.access_token),
+        token
+    );
     f.stop().await;
 }
 
@@ -295,42 +394,35 @@ fn cookie(res: &reqwest::Response, name: &str) -> String {
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find_map(|v| v.split(';').next()?.strip_prefix(&format!("{name}=")).map(String::from))
+        .find_map(|v| {
+            v.split(';')
+                .next()?
+                .strip_prefix(&format!("{name}="))
+                .map(String::from)
+        })
         .expect("cookie set")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn page_buttons_need_the_session_and_its_csrf_token() {
     let f = start().await;
-    let res = f.get(&format!("{}/", f.url)).await;
-    let login_cookie = cookie(&res, admin::LOGIN_COOKIE);
-    let csrf = csrf_field(&res.text().await.unwrap());
-    let res = f
-        .http
-        .post(format!("{}/login", f.url))
-        .header("cookie", format!("{}={login_cookie}", admin::LOGIN_COOKIE))
-        .form(&[("csrf", csrf.as_str()), ("password", f.password.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let session = format!("{}={}", admin::SESSION_COOKIE, cookie(&res, admin::SESSION_COOKIE));
-    let page = f
-        .http
-        .get(format!("{}/", f.url))
-        .header("cookie", &session)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(page.contains("Verify connection") && page.contains("id=\"export\""), "{page}");
+    let session = f.page_session().await;
+    let page = f.page(&session).await;
+    assert!(
+        page.contains("Verify connection") && page.contains("id=\"export\""),
+        "{page}"
+    );
     let csrf = csrf_field(&page);
     let verify = format!("{}/accounts/{}/verify", f.url, seg(ALICE));
 
     // Without the session: back to the login form, nothing done.
-    let res = f.http.post(&verify).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    let res = f
+        .http
+        .post(&verify)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     // With a wrong token: refused.
     let res = f
@@ -342,7 +434,7 @@ async fn page_buttons_need_the_session_and_its_csrf_token() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    let page = f.http.get(format!("{}/", f.url)).header("cookie", &session).send().await.unwrap().text().await.unwrap();
+    let page = f.page(&session).await;
     assert!(!page.contains("data-action=\"verify\""), "{page}");
 
     // With both: done, and the result is on the overview.
@@ -355,9 +447,57 @@ async fn page_buttons_need_the_session_and_its_csrf_token() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let page = f.http.get(format!("{}/", f.url)).header("cookie", &session).send().await.unwrap().text().await.unwrap();
+    let page = f.page(&session).await;
     assert!(page.contains("data-action=\"verify\""), "{page}");
-    assert!(page.contains("class=\"fail\""), "no token yet, so verify fails: {page}");
+    assert!(
+        page.contains("class=\"fail\""),
+        "no token yet, so verify fails: {page}"
+    );
+
+    // Export downloads the sealed file; importing it (multipart upload) reports.
+    let pass = oauth_mail_proxy::secret::random_token(12);
+    let res = f
+        .http
+        .post(format!("{}/export", f.url))
+        .header("cookie", &session)
+        .form(&[("csrf", csrf.as_str()), ("passphrase", pass.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    let file = res.bytes().await.unwrap();
+    let mut body = Vec::new();
+    for (name, value) in [
+        ("csrf", csrf.as_bytes()),
+        ("passphrase", pass.as_bytes()),
+        ("file", &file[..]),
+    ] {
+        body.extend_from_slice(format!("--BOUNDARYxyz\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"x\"\r\n\r\n").as_bytes());
+        body.extend_from_slice(value);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"--BOUNDARYxyz--\r\n");
+    let res = f
+        .http
+        .post(format!("{}/import", f.url))
+        .header("cookie", &session)
+        .header("content-type", "multipart/form-data; boundary=BOUNDARYxyz")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let page = f.page(&session).await;
+    assert!(
+        page.contains("class=\"ok\" data-account=\"(import)\""),
+        "{page}"
+    );
 
     // Re-authenticate answers with a page moving on to the authorization server.
     let res = f

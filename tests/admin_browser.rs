@@ -122,9 +122,9 @@ impl Browser {
             .json()
             .await
             .unwrap();
-        let id = res["value"]["sessionId"].as_str().unwrap_or_else(|| {
-            panic!("Chromium did not start through chromedriver: {res}")
-        });
+        let id = res["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("Chromium did not start through chromedriver: {res}"));
         Browser {
             http,
             base: format!("{base}/session/{id}"),
@@ -223,9 +223,12 @@ impl Browser {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reauthenticate_and_verify_in_a_real_browser() {
     let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
-    let srv = AuthServer::start("127.0.0.1:0".parse().unwrap(), AuthServerConfig::generated())
-        .await
-        .unwrap();
+    let srv = AuthServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        AuthServerConfig::generated(),
+    )
+    .await
+    .unwrap();
     let imap = MiniImap::start(
         "127.0.0.1:0".parse().unwrap(),
         MiniImapConfig {
@@ -292,7 +295,12 @@ async fn reauthenticate_and_verify_in_a_real_browser() {
             password.clone(),
         )),
     };
-    let state = AdminState::new(&settings, Arc::new(config), tokens, Arc::new(Metrics::new()));
+    let state = AdminState::new(
+        &settings,
+        Arc::new(config),
+        tokens,
+        Arc::new(Metrics::new()),
+    );
     let listener = tokio::net::TcpListener::bind(settings.bind).await.unwrap();
     let admin_url = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();
@@ -303,12 +311,16 @@ async fn reauthenticate_and_verify_in_a_real_browser() {
     // A wrong password is refused.
     b.goto(&format!("{admin_url}/")).await;
     b.wait_for("input[name=password]").await;
-    b.type_into("input[name=password]", "not the password").await;
+    b.type_into("input[name=password]", "not the password")
+        .await;
     b.click("button[type=submit]").await;
     b.wait_for("#error").await;
     let page = b.source().await;
     assert!(page.contains("Wrong password"), "{page}");
-    assert!(b.find("#accounts").await.is_none(), "overview shown: {page}");
+    assert!(
+        b.find("#accounts").await.is_none(),
+        "overview shown: {page}"
+    );
 
     // The right one: the overview, with the banner.
     b.type_into("input[name=password]", &password).await;
@@ -322,7 +334,11 @@ async fn reauthenticate_and_verify_in_a_real_browser() {
     b.click("#needs-login button.login").await;
     b.wait_for("#result").await;
     let page = b.source().await;
-    assert!(b.url().await.starts_with(&format!("{admin_url}/oauth/callback?")));
+    assert!(
+        b.url()
+            .await
+            .starts_with(&format!("{admin_url}/oauth/callback?"))
+    );
     assert!(page.contains("logged in; tokens saved"), "{page}");
     let params = srv.authorize_requests();
     let redirect = params
@@ -336,7 +352,10 @@ async fn reauthenticate_and_verify_in_a_real_browser() {
     // On to the overview: the banner is gone.
     b.wait_for("li.ok[data-action=login]").await;
     let page = b.source().await;
-    assert!(!page.contains("id=\"needs-login\""), "banner still there: {page}");
+    assert!(
+        !page.contains("id=\"needs-login\""),
+        "banner still there: {page}"
+    );
     assert_eq!(srv.grants("authorization_code"), 1);
     let saved = store.load(USER).unwrap().unwrap();
     assert!(saved.needs_login.is_none() && saved.refresh_token.is_some());
@@ -358,7 +377,10 @@ async fn reauthenticate_and_verify_in_a_real_browser() {
 
     // The screenshot, as a test artefact.
     let png = b.screenshot().await;
-    assert!(png.len() > 8 && png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    assert!(
+        png.len() > 8 && png.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "not a PNG"
+    );
     let out: PathBuf = [env!("CARGO_MANIFEST_DIR"), "target", "test-artifacts"]
         .iter()
         .collect();

@@ -533,6 +533,9 @@ async fn serve_proxies_and_exits_cleanly_on_sigterm() {
             &format!("bind = \"127.0.0.1:{port}\""),
         );
         assert_ne!(patched, text);
+        // No drain time: spliced sessions are closed at once (tests/reload.rs
+        // covers draining).
+        let patched = patched.replacen("[proxy]\n", "[proxy]\ndrain_timeout = \"0s\"\n", 1);
         std::fs::write(&path, patched).unwrap();
         path
     };

@@ -278,3 +278,94 @@ fn short_proxy_idle_timeout_warns_only_for_imap_listeners() {
     let c = Config::parse(&smtp_only, Path::new("w.toml")).unwrap();
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 }
+
+#[test]
+fn admin_keys_resolve() {
+    let h = hash();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let c = parse(&dir.join("tests/fixtures/config/valid/admin.toml"), &h).unwrap();
+    let a = c.proxy.admin.as_ref().expect("admin configured");
+    assert_eq!(a.bind.to_string(), "127.0.0.1:8025");
+    assert_eq!(a.password_hash.as_deref(), Some(h.as_str()));
+    assert_eq!(c.proxy.drain_timeout, std::time::Duration::from_secs(10));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let m = parse(&dir.join("tests/fixtures/config/valid/minimal.toml"), &h).unwrap();
+    assert!(m.proxy.admin.is_none(), "off when absent");
+    assert_eq!(m.proxy.drain_timeout, std::time::Duration::from_secs(30));
+
+    let probes_only = Config::parse("[proxy]\nadmin = \"[::1]:0\"\n", Path::new("w.toml")).unwrap();
+    assert_eq!(probes_only.proxy.admin.unwrap().password_hash, None);
+    assert_eq!(
+        probes_only.warnings,
+        ["w.toml:2: `proxy.admin`: no `admin_password_hash`: only /healthz and /readyz are usable"]
+    );
+    let remote = format!("[proxy]\nadmin = \"0.0.0.0:8025\"\nadmin_password_hash = \"{h}\"\n");
+    let remote = Config::parse(&remote, Path::new("w.toml")).unwrap();
+    assert!(
+        remote.warnings[0].starts_with("w.toml:2: `proxy.admin`: the admin listener is reachable"),
+        "{:?}",
+        remote.warnings
+    );
+}
+
+/// `*_env` keys and `OAUTH_MAIL_PROXY_CONFIG`, through the binary (the variables
+/// are set on the child only).
+#[test]
+fn env_keys_and_config_path_from_the_environment() {
+    use std::process::Command;
+    let h = hash();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("env.toml");
+    std::fs::write(
+        &file,
+        "[proxy]\nadmin = \"127.0.0.1:0\"\nadmin_password_hash_env = \"OMP_T_ADMIN\"\n\n\
+         [[account]]\nusername = \"svc@example.com\"\npassword_hash_env = \"OMP_T_HASH\"\n\
+         client_id = \"id\"\nclient_secret_env = \"OMP_T_SECRET\"\nflow = \"client_credentials\"\n\
+         token_url = \"https://a.example.com/t\"\n",
+    )
+    .unwrap();
+    let run = |envs: &[(&str, &str)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_oauth-mail-proxy"));
+        cmd.arg("check-config")
+            .current_dir(dir.path())
+            .env_remove("OMP_T_ADMIN")
+            .env_remove("OMP_T_HASH")
+            .env_remove("OMP_T_SECRET")
+            .env("OAUTH_MAIL_PROXY_CONFIG", &file);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let all = [
+        ("OMP_T_ADMIN", h.as_str()),
+        ("OMP_T_HASH", h.as_str()),
+        ("OMP_T_SECRET", "generated-at-test-time"),
+    ];
+    let (ok, out) = run(&all);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("env.toml: ok (0 listener(s), 1 account(s))"),
+        "{out}"
+    );
+    let (ok, out) = run(&all[..2]);
+    assert!(!ok);
+    assert!(
+        out.contains(
+            "env.toml:9: `account.client_secret_env`: environment variable OMP_T_SECRET is not set"
+        ),
+        "{out}"
+    );
+    let (ok, out) = run(&[all[0], all[2], ("OMP_T_HASH", "not-a-hash")]);
+    assert!(!ok);
+    assert!(out.contains("env.toml:7: `account.password_hash`"), "{out}");
+    assert!(
+        !out.contains("not-a-hash"),
+        "the value is not echoed: {out}"
+    );
+}

@@ -75,7 +75,8 @@ async fn trace_log_of_imap_logins_holds_no_secret() {
 
     // AUTHENTICATE PLAIN with a continuation, and an authorization identity.
     let resp = common::b64(format!("{ALICE}\0{ALICE}\0{password}"));
-    rig.secrets.add_payload("PLAIN response with authzid", &resp);
+    rig.secrets
+        .add_payload("PLAIN response with authzid", &resp);
     let mut c = ImapClient::connect(port).await;
     let r = c.command_with("AUTHENTICATE PLAIN", &[&resp]).await;
     assert_eq!(r.continuations.len(), 1, "{r:?}");

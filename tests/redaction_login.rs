@@ -128,11 +128,18 @@ async fn trace_output_of_login_holds_no_secret() {
     for f in ["code", "code_verifier", "grant_type", "redirect_uri"] {
         assert!(fields.iter().any(|x| x == f), "no {f} in {fields:?}");
     }
-    assert!(secrets.contains(&code), "the code went to the token endpoint");
+    assert!(
+        secrets.contains(&code),
+        "the code went to the token endpoint"
+    );
     let (requests, _) = tee.bodies();
     let verifier = requests
         .iter()
-        .flat_map(|b| url::form_urlencoded::parse(b).into_owned().collect::<Vec<_>>())
+        .flat_map(|b| {
+            url::form_urlencoded::parse(b)
+                .into_owned()
+                .collect::<Vec<_>>()
+        })
         .find(|(k, _)| k == "code_verifier")
         .map(|(_, v)| v)
         .unwrap();

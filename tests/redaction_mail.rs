@@ -66,7 +66,8 @@ async fn trace_log_of_pop3_and_smtp_logins_holds_no_secret() {
         rig.secrets.add_payload(name, plain(user, pass));
     }
     rig.secrets.add_payload("LOGIN password line", b64(&pw));
-    rig.secrets.add_payload("LOGIN wrong password line", b64(&wrong));
+    rig.secrets
+        .add_payload("LOGIN wrong password line", b64(&wrong));
     let listeners = [rig.upstream("pop3"), rig.upstream("smtp")];
     let (proxy, ports) = rig.serve(&listeners).await;
     let (pop, sub) = (ports[0], ports[1]);
@@ -145,7 +146,10 @@ async fn trace_log_of_pop3_and_smtp_logins_holds_no_secret() {
     assert!(r.starts_with("+OK"), "{r}");
     logins += 1;
     pop3_use(&mut rig, c).await;
-    assert!(rig.auth.grants("refresh_token") > refreshes, "not refreshed");
+    assert!(
+        rig.auth.grants("refresh_token") > refreshes,
+        "not refreshed"
+    );
     tokio::time::sleep(SHORT + Duration::from_millis(500)).await;
     let mut c = smtp(&mut rig, sub).await;
     let r = c.auth("PLAIN", Some(&plain(ALICE, &pw)), &[]).await;
@@ -153,7 +157,10 @@ async fn trace_log_of_pop3_and_smtp_logins_holds_no_secret() {
     assert_eq!(r.reply.code, 235, "{r:?}");
     logins += 1;
     smtp_send(&mut rig, c, ALICE, "refreshed").await;
-    assert!(rig.auth.grants("refresh_token") > refreshes + 1, "not refreshed");
+    assert!(
+        rig.auth.grants("refresh_token") > refreshes + 1,
+        "not refreshed"
+    );
     let fields = rig.collect_tokens();
     for f in ["refresh_token", "grant_type"] {
         assert!(fields.iter().any(|x| x == f), "no {f} in {fields:?}");

@@ -3,7 +3,8 @@
 //! token), slow or hanging gets its protocol's temporary error (IMAP
 //! `NO [UNAVAILABLE]`, POP3 `-ERR [SYS/TEMP]`, SMTP `454 4.7.0`), the stored refresh
 //! token is kept, the account is not marked as needing `login`, the account backs off
-//! (honouring `Retry-After`), and once the endpoint is back a login succeeds.
+//! (honouring `Retry-After`), and once the endpoint is back a login succeeds. The
+//! client-credentials fetch (no refresh token) backs off the same way.
 
 mod common;
 
@@ -241,6 +242,7 @@ async fn slow_endpoint_works_and_a_hanging_one_is_cut_off() {
     // Bounded by the HTTP client's request timeout (plus slack for a loaded machine).
     let bound = client::REQUEST_TIMEOUT + Duration::from_secs(5);
     assert!(took < bound, "hanging endpoint: reply after {took:?}");
+    println!("hanging token endpoint: the client's NO [UNAVAILABLE] came after {took:?}");
     assert_kept(&rig, &refresh, "hang");
 
     // A slow but working endpoint (after the 1 s backoff) is waited for.
@@ -251,4 +253,96 @@ async fn slow_endpoint_works_and_a_hanging_one_is_cut_off() {
     assert!(tagged.starts_with("OK"), "{tagged}");
     assert_eq!(rig.auth.grants("refresh_token"), 1);
     proxy.stop().await;
+}
+
+/// A TokenManager-level account of `srv` with `flow`.
+fn manager_account(
+    srv: &oauth_mail_proxy::authserver::AuthServer,
+    flow: oauth_mail_proxy::config::Flow,
+) -> oauth_mail_proxy::config::Account {
+    use oauth_mail_proxy::config::{Account, OAuthClient, Provider};
+    let cfg = srv.config();
+    let url = |u: String| u.parse::<url::Url>().unwrap();
+    Account {
+        username: USER.into(),
+        password_hash: String::new(),
+        upstream_username: USER.into(),
+        mechanism: oauth_mail_proxy::proto::Mechanism::Xoauth2,
+        template: None,
+        service_account_key: None,
+        encrypt_with: Default::default(),
+        oauth: OAuthClient {
+            provider: Provider::Custom,
+            client_id: cfg.client_id.clone(),
+            client_secret: Some(cfg.client_secret.clone().into()),
+            authorize_url: url(srv.authorize_url()),
+            token_url: url(srv.token_url()),
+            scopes: vec!["mail".into()],
+            flow,
+            device_authorization_url: None,
+            refresh_url: url(srv.token_url()),
+            token_scopes: None,
+            login_hint: None,
+            prompt: None,
+            redirect_uri: None,
+            revocation_url: None,
+        },
+    }
+}
+
+/// The same faults for a flow without refresh tokens (client credentials): the
+/// reason names HTML, `Retry-After` holds requests back, and the fetch works after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_credentials_fetches_back_off_too() {
+    use oauth_mail_proxy::authserver::{AuthServer, AuthServerConfig};
+    use oauth_mail_proxy::config::Flow;
+    use oauth_mail_proxy::oauth::{TokenError, TokenKey, TokenManager};
+    let srv = AuthServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        AuthServerConfig::generated(),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = TokenStore::open_with_key(dir.path(), TokenKey::generate()).unwrap();
+    let acct = manager_account(&srv, Flow::ClientCredentials);
+    let manager = |base: Duration| {
+        TokenManager::new(
+            store.clone(),
+            client::http_client().unwrap(),
+            Duration::from_secs(1),
+        )
+        .with_retry_backoff(base)
+    };
+
+    srv.set_token_fault(Some(TokenFault::Html));
+    let mgr = manager(Duration::ZERO);
+    let err = mgr.access_token(&acct).await.unwrap_err();
+    let TokenError::Transient(msg) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(msg.contains("HTML instead of JSON"), "{msg}");
+    assert!(!msg.contains("Sign in"), "the page is not quoted: {msg}");
+
+    srv.set_token_fault(Some(TokenFault::TooManyRequests { retry_after: 30 }));
+    let err = mgr.access_token(&acct).await.unwrap_err();
+    assert!(matches!(err, TokenError::Transient(_)), "{err:?}");
+    let requests = srv.token_requests();
+    srv.set_token_fault(None);
+    // A zero base backoff, but the server's Retry-After: 30 holds.
+    let err = mgr.access_token(&acct).await.unwrap_err();
+    assert!(matches!(err, TokenError::Transient(_)), "{err:?}");
+    assert_eq!(srv.token_requests(), requests);
+    assert!(
+        mgr.status(USER)
+            .unwrap()
+            .last_error
+            .unwrap()
+            .contains("429")
+    );
+
+    // A new manager (a restart) has no wait: the fetch works.
+    let mgr = manager(Duration::ZERO);
+    assert!(mgr.access_token(&acct).await.is_ok());
+    assert_eq!(srv.grants("client_credentials"), 1);
 }

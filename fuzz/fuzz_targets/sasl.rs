@@ -33,11 +33,17 @@ fuzz_target!(|data: &[u8]| {
     let _ = sasl::decode_login_password(data);
     if let Some(status) = sasl::error_challenge_status(data) {
         assert!(!status.is_empty() && status.len() <= 64, "{status:?}");
-        assert!(status.chars().all(|c| c.is_ascii_graphic() || c == ' '), "{status:?}");
+        assert!(
+            status.chars().all(|c| c.is_ascii_graphic() || c == ' '),
+            "{status:?}"
+        );
     }
     // The same bytes as a decoded challenge, encoded the way a server would send it.
     if let Some(status) = sasl::error_challenge_status(sasl::encode_base64(data).as_bytes()) {
         assert!(!status.is_empty() && status.len() <= 64, "{status:?}");
-        assert!(status.chars().all(|c| c.is_ascii_graphic() || c == ' '), "{status:?}");
+        assert!(
+            status.chars().all(|c| c.is_ascii_graphic() || c == ' '),
+            "{status:?}"
+        );
     }
 });

@@ -15,12 +15,13 @@ use super::routes::{CsrfForm, html, see_overview, session};
 use super::{AdminState, page_actions};
 use crate::secret::ct_eq;
 
-/// Lets a form through with a live session whose anti-CSRF token matches.
-fn guard(state: &AdminState, headers: &HeaderMap, csrf: &str) -> Result<(), Response> {
+/// Lets a form through with a live session whose anti-CSRF token matches; else
+/// the answer to give.
+fn rejected(state: &AdminState, headers: &HeaderMap, csrf: &str) -> Option<Response> {
     match session(state, headers) {
-        None => Err(see_overview(&[])),
-        Some(t) if ct_eq(t.as_bytes(), csrf.as_bytes()) => Ok(()),
-        Some(_) => Err((StatusCode::FORBIDDEN, "bad anti-CSRF token\n").into_response()),
+        None => Some(see_overview(&[])),
+        Some(t) if ct_eq(t.as_bytes(), csrf.as_bytes()) => None,
+        Some(_) => Some((StatusCode::FORBIDDEN, "bad anti-CSRF token\n").into_response()),
     }
 }
 
@@ -30,7 +31,7 @@ pub(super) async fn account_login(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Err(r) = guard(&state, &headers, &form.csrf) {
+    if let Some(r) = rejected(&state, &headers, &form.csrf) {
         return r;
     }
     let account = match logins::find_account(&state, &name) {
@@ -59,7 +60,7 @@ pub(super) async fn account_verify(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Err(r) = guard(&state, &headers, &form.csrf) {
+    if let Some(r) = rejected(&state, &headers, &form.csrf) {
         return r;
     }
     match logins::find_account(&state, &name) {
@@ -79,7 +80,7 @@ pub(super) async fn account_logout(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Err(r) = guard(&state, &headers, &form.csrf) {
+    if let Some(r) = rejected(&state, &headers, &form.csrf) {
         return r;
     }
     match logins::find_account(&state, &name) {
@@ -100,7 +101,10 @@ pub(super) async fn callback(
 ) -> Response {
     let query = query.unwrap_or_default();
     let (status, text) = match logins::callback(&state, &query).await {
-        Ok(account) => (StatusCode::OK, format!("{account}: logged in; tokens saved.")),
+        Ok(account) => (
+            StatusCode::OK,
+            format!("{account}: logged in; tokens saved."),
+        ),
         Err(e) => (StatusCode::BAD_REQUEST, e),
     };
     html(status, page_actions::callback(&text))
@@ -158,7 +162,7 @@ pub(super) async fn export(
     headers: HeaderMap,
     Form(form): Form<ExportForm>,
 ) -> Response {
-    if let Err(r) = guard(&state, &headers, &form.csrf) {
+    if let Some(r) = rejected(&state, &headers, &form.csrf) {
         return r;
     }
     export_file(&state, form.passphrase).await
@@ -206,7 +210,7 @@ pub(super) async fn import(
     };
     let field = |n: &str| parts.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
     let csrf = field("csrf").map(|v| String::from_utf8_lossy(&v).into_owned());
-    if let Err(r) = guard(&state, &headers, csrf.as_deref().unwrap_or("")) {
+    if let Some(r) = rejected(&state, &headers, csrf.as_deref().unwrap_or("")) {
         return r;
     }
     let passphrase = field("passphrase")
@@ -217,7 +221,10 @@ pub(super) async fn import(
         Ok(lines) => (true, lines.join("\n")),
         Err(e) => (false, format!("import failed: {e}")),
     };
-    state.inner.logins.record("(import)", "import", Some(ok), text);
+    state
+        .inner
+        .logins
+        .record("(import)", "import", Some(ok), text);
     see_overview(&[])
 }
 
@@ -248,10 +255,7 @@ fn multipart(headers: &HeaderMap, body: &[u8]) -> Option<Vec<(String, Vec<u8>)>>
         let len = find(&rest[data_start..], &next_delim)?;
         let name = head
             .lines()
-            .find(|l| {
-                l.to_ascii_lowercase()
-                    .starts_with("content-disposition:")
-            })
+            .find(|l| l.to_ascii_lowercase().starts_with("content-disposition:"))
             .and_then(|l| {
                 l.split(';')
                     .filter_map(|p| p.trim().split_once('='))

@@ -187,7 +187,8 @@ pub async fn start(
     match account.oauth.flow {
         Flow::AuthorizationCode => {
             let redirect = redirect_uri(account, headers)?;
-            let request = AuthorizationRequest::new(account, &redirect).map_err(|e| e.to_string())?;
+            let request =
+                AuthorizationRequest::new(account, &redirect).map_err(|e| e.to_string())?;
             let url = request.url().clone();
             logins.add_pending(PendingLogin {
                 account: name.clone(),
@@ -269,8 +270,7 @@ async fn start_device(state: &AdminState, account: &Account) -> Result<LoginStar
     let (st, acc) = (state.clone(), account.clone());
     tokio::spawn(async move {
         let store = st.inner.tokens.store().clone();
-        let r =
-            crate::oauth::device::login_device_code(&acc, &store, &st.inner.http, opts).await;
+        let r = crate::oauth::device::login_device_code(&acc, &store, &st.inner.http, opts).await;
         let _ = finished(&st, &acc.username, r.map(|_| ()));
     });
     match tokio::time::timeout(Duration::from_secs(60), rx.recv()).await {
@@ -348,8 +348,14 @@ pub async fn logout(
     account: &Account,
 ) -> Result<crate::ops::logout::LogoutReport, String> {
     let store = state.inner.tokens.store().clone();
-    let r = crate::ops::logout::logout(account, &store, &state.inner.http).await;
     let name = &account.username;
+    let before = store.load(name).ok().flatten();
+    let r = crate::ops::logout::logout(account, &store, &state.inner.http).await;
+    if let Some(rec) = before {
+        // The manager must not hand out its cached copy any more: marked as
+        // rejected, it goes back to the (now empty) store.
+        state.inner.tokens.invalidate(name, &rec.access_token);
+    }
     match &r {
         Ok(rep) => state.inner.logins.record(
             name,

@@ -7,6 +7,10 @@
 //! * `GET /api/accounts`: each account's token status, as `status --json` prints it.
 //! * `GET /`: the token overview, or the login form without a session.
 //! * `POST /login`, `POST /logout`: start and end a page session.
+//! * `POST /accounts/{name}/login|verify|logout`, `POST /export`, `POST /import`: the
+//!   page's buttons (`actions`); `GET /oauth/callback`: the end of Re-authenticate.
+//! * `POST /api/accounts/{name}/login|verify|logout`, `POST /api/export`,
+//!   `POST /api/import`: the same as JSON (`api`); the logic is in `logins`.
 //!
 //! Auth ([`auth`]): the admin password as HTTP Basic (any user name) or
 //! `Authorization: Bearer`, or the session cookie of the page (HttpOnly,

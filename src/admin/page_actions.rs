@@ -42,7 +42,12 @@ pub fn account_buttons(s: &AccountStatus, csrf: &str) -> String {
     format!(
         "{} {} {}",
         button(&format!("{base}/login"), csrf, login_label(s), "login"),
-        button(&format!("{base}/verify"), csrf, "Verify connection", "verify"),
+        button(
+            &format!("{base}/verify"),
+            csrf,
+            "Verify connection",
+            "verify"
+        ),
         button(&format!("{base}/logout"), csrf, "Log out", "logout"),
     )
 }
@@ -84,7 +89,10 @@ pub fn activities(list: &[(String, Activity)]) -> String {
             a.action,
         );
         if let Some(p) = &a.device {
-            let uri = p.verification_uri_complete.as_ref().unwrap_or(&p.verification_uri);
+            let uri = p
+                .verification_uri_complete
+                .as_ref()
+                .unwrap_or(&p.verification_uri);
             let _ = write!(
                 b,
                 "<p class=\"device\">Waiting for approval: open <a href=\"{}\" rel=\"noopener noreferrer\" target=\"_blank\">{}</a> \
@@ -109,7 +117,10 @@ and enter the code <code id=\"user-code\">{}</code></p>",
 
 /// A `<meta>` reloading the page while anything is in progress.
 pub fn refresh_meta(list: &[(String, Activity)]) -> &'static str {
-    if list.iter().any(|(_, a)| a.ok.is_none() && a.device.is_some()) {
+    if list
+        .iter()
+        .any(|(_, a)| a.ok.is_none() && a.device.is_some())
+    {
         "<meta http-equiv=\"refresh\" content=\"3\">"
     } else {
         ""
@@ -152,4 +163,56 @@ pub fn to_provider(url: &url::Url) -> String {
 <meta http-equiv=\"refresh\" content=\"0;url={url}\"><title>oauth-mail-proxy admin</title></head>\
 <body><p>Continuing to the <a id=\"authorize\" href=\"{url}\">authorization server</a>...</p></body></html>\n"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oauth::device::DevicePrompt;
+
+    #[test]
+    fn a_device_code_in_progress_is_shown_and_reloads_the_page() {
+        let prompt = DevicePrompt {
+            verification_uri: url::Url::parse("https://example.com/device").unwrap(),
+            verification_uri_complete: None,
+            user_code: "AB<CD".into(),
+            expires_in: std::time::Duration::from_secs(600),
+        };
+        let waiting = Activity {
+            ok: None,
+            action: "login",
+            text: "waiting for approval".into(),
+            device: Some(prompt),
+            at: 0,
+        };
+        let list = vec![("bob@example.com".to_string(), waiting.clone())];
+        let html = activities(&list);
+        assert!(html.contains("class=\"wait\""), "{html}");
+        assert!(
+            html.contains("<code id=\"user-code\">AB&lt;CD</code>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("href=\"https://example.com/device\""),
+            "{html}"
+        );
+        assert!(refresh_meta(&list).contains("refresh"));
+        let done = Activity {
+            ok: Some(true),
+            device: None,
+            ..waiting
+        };
+        assert_eq!(refresh_meta(&[("b".into(), done)]), "");
+    }
+
+    #[test]
+    fn account_names_are_encoded_in_form_actions() {
+        let s = button(
+            &format!("/accounts/{}/login", seg("a b@x")),
+            "t",
+            "Go",
+            "login",
+        );
+        assert!(s.contains("action=\"/accounts/a%20b%40x/login\""), "{s}");
+    }
 }

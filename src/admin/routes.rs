@@ -26,9 +26,18 @@ pub(crate) fn router(state: AdminState) -> Router {
         .route("/", get(index))
         .route("/login", post(login))
         .route("/logout", post(logout))
-        .route("/accounts/{name}/login", post(super::actions::account_login))
-        .route("/accounts/{name}/verify", post(super::actions::account_verify))
-        .route("/accounts/{name}/logout", post(super::actions::account_logout))
+        .route(
+            "/accounts/{name}/login",
+            post(super::actions::account_login),
+        )
+        .route(
+            "/accounts/{name}/verify",
+            post(super::actions::account_verify),
+        )
+        .route(
+            "/accounts/{name}/logout",
+            post(super::actions::account_logout),
+        )
         .route(super::CALLBACK_PATH, get(super::actions::callback))
         .route("/export", post(super::actions::export))
         .route("/import", post(super::actions::import))
@@ -93,7 +102,11 @@ pub(super) fn session(state: &AdminState, headers: &HeaderMap) -> Option<String>
 
 /// Lets an API request through with a page session or the admin password in the
 /// `Authorization` header (Basic or Bearer).
-pub(super) async fn api_auth(state: &AdminState, headers: &HeaderMap, source: IpAddr) -> Result<(), Response> {
+pub(super) async fn api_auth(
+    state: &AdminState,
+    headers: &HeaderMap,
+    source: IpAddr,
+) -> Result<(), Response> {
     if session(state, headers).is_some() {
         return Ok(());
     }

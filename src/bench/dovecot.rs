@@ -179,9 +179,30 @@ impl Rng {
 }
 
 const WORDS: &[&str] = &[
-    "the", "meeting", "report", "attached", "please", "review", "quarterly", "numbers",
-    "thanks", "regards", "schedule", "project", "update", "budget", "team", "deadline",
-    "draft", "proposal", "customer", "feedback", "release", "notes", "tomorrow", "agenda",
+    "the",
+    "meeting",
+    "report",
+    "attached",
+    "please",
+    "review",
+    "quarterly",
+    "numbers",
+    "thanks",
+    "regards",
+    "schedule",
+    "project",
+    "update",
+    "budget",
+    "team",
+    "deadline",
+    "draft",
+    "proposal",
+    "customer",
+    "feedback",
+    "release",
+    "notes",
+    "tomorrow",
+    "agenda",
 ];
 
 /// A message of about `size` bytes: headers, a text part, and above 16 KB a base64

@@ -73,7 +73,11 @@ impl Drop for Proxy {
 
 /// The upstream as the proxy config names it: TLS upstreams by the certificate's name.
 fn host(a: SocketAddr, tls: &str) -> String {
-    let name = if tls == "none" { "127.0.0.1" } else { "localhost" };
+    let name = if tls == "none" {
+        "127.0.0.1"
+    } else {
+        "localhost"
+    };
     format!("{name}:{}", a.port())
 }
 
@@ -106,7 +110,8 @@ impl Env {
                 tls,
             };
             let imap = MiniImap::start(([127, 0, 0, 1], 0).into(), cfg(None)).await;
-            let imaps = MiniImap::start(([127, 0, 0, 1], 0).into(), cfg(Some(server_tls.clone()))).await;
+            let imaps =
+                MiniImap::start(([127, 0, 0, 1], 0).into(), cfg(Some(server_tls.clone()))).await;
             let scfg = |tls| MiniSmtpConfig {
                 validate: auth.validator(),
                 tls,
@@ -158,8 +163,10 @@ impl Env {
     /// `messages` messages into [`USER`]'s INBOX; proxies started afterwards get
     /// listeners for it.
     pub fn start_dovecot(&mut self, messages: usize) -> Result<(), String> {
-        let mut d = super::dovecot::Dovecot::start(&self.auth, &self.upstream_ca, &self.upstream_key)?;
-        d.seed(USER, messages).map_err(|e| format!("seeding the mailbox: {e}"))?;
+        let mut d =
+            super::dovecot::Dovecot::start(&self.auth, &self.upstream_ca, &self.upstream_key)?;
+        d.seed(USER, messages)
+            .map_err(|e| format!("seeding the mailbox: {e}"))?;
         self.dovecot = Some(d);
         Ok(())
     }
@@ -217,7 +224,12 @@ impl Env {
             ),
         ];
         let smtp_up = [(smtp, &self.smtp, "none"), (smtps, &self.smtps, "implicit")];
-        listeners.push((plain_to_tls, "none", host(self.imaps.addr(), "implicit"), "implicit"));
+        listeners.push((
+            plain_to_tls,
+            "none",
+            host(self.imaps.addr(), "implicit"),
+            "implicit",
+        ));
         let mut protocols = vec!["imap", "imap", "imap"];
         for (bind, up, mode) in smtp_up {
             listeners.push((bind, mode, host(up.addr(), mode), mode));

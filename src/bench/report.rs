@@ -92,7 +92,12 @@ pub fn json(rows: &[Row], meta: Value) -> Value {
 /// The CLIENT-BOUND marker when the load client's threads used more than 90 % of a
 /// core (`busy` in cores) during a measured phase.
 pub fn client_bound(busy: f64) -> Option<String> {
-    (busy > 0.9).then(|| format!("CLIENT-BOUND (client threads {:.0}% of a core)", busy * 100.0))
+    (busy > 0.9).then(|| {
+        format!(
+            "CLIENT-BOUND (client threads {:.0}% of a core)",
+            busy * 100.0
+        )
+    })
 }
 
 /// `note`, plus the CLIENT-BOUND marker when it applies.

@@ -153,7 +153,13 @@ pub async fn run(env: &Env, p: &Proxy, minutes: f64) -> io::Result<Soak> {
         after.iter().copied().min().unwrap_or(0) as f64,
     );
     let last = after.last().copied().unwrap_or(0) as f64;
-    let dev = |v: f64| if base > 0.0 { (v / base - 1.0) * 100.0 } else { 0.0 };
+    let dev = |v: f64| {
+        if base > 0.0 {
+            (v / base - 1.0) * 100.0
+        } else {
+            0.0
+        }
+    };
     let worst = dev(max).max(-dev(min));
     let ops: Vec<String> = KINDS
         .iter()
@@ -175,7 +181,12 @@ pub async fn run(env: &Env, p: &Proxy, minutes: f64) -> io::Result<Soak> {
             .target("== 0", failed == 0)
             .note(with_client(ops.join(", "), busy)),
     ];
-    let samples = json!(samples.iter().map(|(t, k)| json!([t, k])).collect::<Vec<_>>());
+    let samples = json!(
+        samples
+            .iter()
+            .map(|(t, k)| json!([t, k]))
+            .collect::<Vec<_>>()
+    );
     Ok(Soak { rows, samples })
 }
 

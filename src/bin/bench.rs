@@ -20,7 +20,8 @@ use clap::Parser;
 #[derive(Parser)]
 #[command(about = "Benchmark: the proxy versus a direct connection, on loopback")]
 struct Args {
-    /// Smaller volumes (200 MB bulk, 1,000 sessions, shorter token lifetime).
+    /// Smaller volumes (200 MB bulk, 500 Dovecot messages, 1,000 sessions, shorter
+    /// token lifetime).
     #[arg(long)]
     quick: bool,
     /// Run one scenario: download, fetch (Dovecot), upload, smtp, logins, sessions,
@@ -198,7 +199,8 @@ fn compare(
     token: &str,
     rounds: usize,
 ) -> Vec<Row> {
-    let skipped = |why: String| vec![Row::new("C vs emailproxy", "skipped", "-", None, 0.0).note(why)];
+    let skipped =
+        |why: String| vec![Row::new("C vs emailproxy", "skipped", "-", None, 0.0).note(why)];
     if !bench::emailproxy::available() {
         return skipped("`python3 -c 'import emailproxy'` failed: pip install emailproxy".into());
     }
@@ -214,7 +216,7 @@ fn compare(
         download: if args.quick { 100 * MB } else { 500 * MB },
         rounds,
         sequential: if args.quick { 10 } else { 20 },
-        parallel: if args.quick { 32 } else { 64 },
+        parallel: if args.quick { 32 } else { 64 }, // logins, 4 at a time
         sessions: if args.quick { 50 } else { 200 },
     };
     match rt.block_on(bench::compare::run(env, &p, &ep, &v, token)) {

@@ -36,6 +36,12 @@ pub struct Proxy {
     pub max_errors: Option<Spanned<i64>>,
     pub max_connections: Option<Spanned<i64>>,
     pub max_connections_per_source: Option<Spanned<i64>>,
+    /// Admin listener address (off when absent).
+    pub admin: Option<Spanned<String>>,
+    pub admin_password_hash: Option<Spanned<String>>,
+    pub admin_password_hash_env: Option<Spanned<String>>,
+    /// How long spliced sessions may go on after SIGTERM/SIGINT.
+    pub drain_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,6 +70,7 @@ pub struct Listener {
 pub struct Account {
     pub username: Spanned<String>,
     pub password_hash: Option<Spanned<String>>,
+    pub password_hash_env: Option<Spanned<String>>,
     /// Template accounts (`username = "*@domain"`): `user:argon2-hash` lines.
     pub password_file: Option<Spanned<String>>,
     /// `flow = "jwt_bearer"`: the Google service-account JSON key file.
@@ -72,7 +79,8 @@ pub struct Account {
     pub provider: Option<Spanned<String>>,
     pub tenant: Option<Spanned<String>>,
     pub client_id: Spanned<String>,
-    pub client_secret: Option<String>,
+    pub client_secret: Option<Spanned<String>>,
+    pub client_secret_env: Option<Spanned<String>>,
     pub authorize_url: Option<Spanned<String>>,
     pub token_url: Option<Spanned<String>>,
     pub scopes: Option<Spanned<Vec<String>>>,

@@ -8,6 +8,8 @@ use toml::Spanned;
 use super::raw;
 use super::*;
 
+mod admin;
+mod env;
 mod flow;
 mod limits;
 
@@ -62,7 +64,7 @@ impl Ctx<'_> {
 
 pub(super) fn resolve(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
-    let raw: raw::File = toml::from_str(text).map_err(|e| ConfigError::Parse {
+    let mut raw: raw::File = toml::from_str(text).map_err(|e| ConfigError::Parse {
         file: file.clone(),
         message: e.to_string().trim_end().to_string(),
     })?;
@@ -73,9 +75,15 @@ pub(super) fn resolve(text: &str, path: &Path) -> Result<Config, ConfigError> {
         .unwrap_or_else(|| PathBuf::from("."));
     let base = std::path::absolute(&base).unwrap_or(base);
     let cx = Ctx { text, file, base };
+    env::apply(&cx, &mut raw)?;
 
     let raw_proxy = raw.proxy.as_ref();
-    let proxy = resolve_proxy(&cx, raw_proxy.unwrap_or(&raw::Proxy::default()))?;
+    let mut admin_warnings = Vec::new();
+    let proxy = resolve_proxy(
+        &cx,
+        raw_proxy.unwrap_or(&raw::Proxy::default()),
+        &mut admin_warnings,
+    )?;
     let listeners = raw
         .listener
         .iter()
@@ -95,7 +103,8 @@ pub(super) fn resolve(text: &str, path: &Path) -> Result<Config, ConfigError> {
             return Err(cx.err(span, "listener.bind", "address used by two listeners"));
         }
     }
-    let warnings = limits::warnings(&cx, &raw, &listeners);
+    let mut warnings = limits::warnings(&cx, &raw, &listeners);
+    warnings.extend(admin_warnings);
     Ok(Config {
         file: path.to_path_buf(),
         proxy,
@@ -105,8 +114,13 @@ pub(super) fn resolve(text: &str, path: &Path) -> Result<Config, ConfigError> {
     })
 }
 
-fn resolve_proxy(cx: &Ctx, p: &raw::Proxy) -> Result<Proxy, ConfigError> {
+fn resolve_proxy(
+    cx: &Ctx,
+    p: &raw::Proxy,
+    warnings: &mut Vec<String>,
+) -> Result<Proxy, ConfigError> {
     let lim = limits::proxy(cx, p)?;
+    let admin = admin::resolve(cx, p, warnings)?;
     let state_dir = match &p.state_dir {
         Some(s) if s.get_ref().is_empty() => {
             return Err(cx.invalid(s, "proxy.state_dir", "must not be empty"));
@@ -152,6 +166,12 @@ fn resolve_proxy(cx: &Ctx, p: &raw::Proxy) -> Result<Proxy, ConfigError> {
             &p.refresh_token_warning,
             "proxy.refresh_token_warning",
             crate::oauth::DEFAULT_REFRESH_TOKEN_WARNING,
+        )?,
+        admin,
+        drain_timeout: cx.duration(
+            &p.drain_timeout,
+            "proxy.drain_timeout",
+            admin::DEFAULT_DRAIN_TIMEOUT,
         )?,
     })
 }
@@ -509,7 +529,8 @@ fn resolve_account(cx: &Ctx, a: &raw::Account) -> Result<Account, ConfigError> {
             client_id: a.client_id.get_ref().clone(),
             client_secret: a
                 .client_secret
-                .clone()
+                .as_ref()
+                .map(|s| s.get_ref().clone())
                 .filter(|s| !s.is_empty())
                 .map(SecretString::from),
             authorize_url,

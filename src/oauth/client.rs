@@ -22,6 +22,7 @@ use oauth2::{
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
+use super::outcome::RefreshOutcome;
 use crate::config::OAuthClient;
 
 /// Token-response fields beyond RFC 6749 that the proxy reads.
@@ -136,6 +137,18 @@ impl<'a> StatusRecorder<'a> {
     /// The last response was an HTML page (`Content-Type: text/html`).
     pub(crate) fn html(&self) -> bool {
         self.html.load(Ordering::Relaxed)
+    }
+
+    /// `outcome` with a transient failure on an HTML page described as such (the page
+    /// itself is not quoted: it is not ours to log).
+    pub(crate) fn explain(&self, outcome: RefreshOutcome) -> RefreshOutcome {
+        match outcome {
+            RefreshOutcome::Transient(_) if self.html() => RefreshOutcome::Transient(format!(
+                "token endpoint sent HTML instead of JSON (HTTP {})",
+                self.status().unwrap_or(0)
+            )),
+            o => o,
+        }
     }
 }
 

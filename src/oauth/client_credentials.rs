@@ -23,6 +23,14 @@ fn scopes(account: &Account) -> &[String] {
 /// Asks the token endpoint for a new app-only token. A failure is classified like a
 /// refresh: `Transient` (retry later) or `NeedsConsent` (`invalid_client`, ...).
 pub async fn fetch(account: &Account, http: &reqwest::Client) -> RefreshOutcome {
+    fetch_detailed(account, http).await.0
+}
+
+/// [`fetch`], with the server's `Retry-After` when it sent one.
+pub async fn fetch_detailed(
+    account: &Account,
+    http: &reqwest::Client,
+) -> (RefreshOutcome, Option<std::time::Duration>) {
     let client = oauth_client(&account.oauth);
     let recorder = StatusRecorder::new(http);
     let request = client
@@ -30,12 +38,13 @@ pub async fn fetch(account: &Account, http: &reqwest::Client) -> RefreshOutcome 
         .add_scopes(scopes(account).iter().cloned().map(Scope::new))
         .request_async(&recorder);
     let Ok(result) = tokio::time::timeout(super::REFRESH_TIMEOUT, request).await else {
-        return RefreshOutcome::Transient(format!(
+        let msg = format!(
             "token request timed out after {}s",
             super::REFRESH_TIMEOUT.as_secs()
-        ));
+        );
+        return (RefreshOutcome::Transient(msg), None);
     };
-    match result {
+    let outcome = match result {
         Ok(resp) if resp.access_token().secret().is_empty() => {
             RefreshOutcome::Transient("token endpoint returned an empty access token".into())
         }
@@ -46,7 +55,8 @@ pub async fn fetch(account: &Account, http: &reqwest::Client) -> RefreshOutcome 
             RefreshOutcome::Refreshed(rec)
         }
         Err(e) => classify_error(recorder.status(), &e),
-    }
+    };
+    (recorder.explain(outcome), recorder.retry_after())
 }
 
 /// `login` for a client-credentials account: fetch a token and store it.

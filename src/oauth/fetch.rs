@@ -54,10 +54,15 @@ impl TokenManager {
         still_valid: Option<SecretString>,
     ) -> Result<SecretString, TokenError> {
         let name = account.username.as_str();
-        let outcome = match account.oauth.flow {
-            Flow::ClientCredentials => client_credentials::fetch(account, &self.inner.http).await,
-            Flow::JwtBearer => jwt::fetch(account, &self.inner.http).await,
-            f => RefreshOutcome::NeedsConsent(format!("flow {} cannot fetch tokens", f.name())),
+        let (outcome, retry_after) = match account.oauth.flow {
+            Flow::ClientCredentials => {
+                client_credentials::fetch_detailed(account, &self.inner.http).await
+            }
+            Flow::JwtBearer => (jwt::fetch(account, &self.inner.http).await, None),
+            f => (
+                RefreshOutcome::NeedsConsent(format!("flow {} cannot fetch tokens", f.name())),
+                None,
+            ),
         };
         match outcome {
             RefreshOutcome::Refreshed(new) => {
@@ -82,7 +87,7 @@ impl TokenManager {
                 Ok(token)
             }
             RefreshOutcome::Transient(msg) => {
-                let msg = self.failed(name, st, "token fetch", msg, None);
+                let msg = self.failed(name, st, "token fetch", msg, retry_after);
                 self.notify(name, notify::NoticeReason::FetchFailed, &msg);
                 still_valid.ok_or(TokenError::Transient(msg))
             }
@@ -133,15 +138,8 @@ impl TokenManager {
             );
             return (RefreshOutcome::Transient(msg), None);
         };
-        let status = recorder.status();
-        let outcome = match outcome::classify_refresh(status, result, rec, outcome::unix_now()) {
-            // The page is not quoted: it is not ours to log.
-            RefreshOutcome::Transient(_) if recorder.html() => RefreshOutcome::Transient(format!(
-                "token endpoint sent HTML instead of JSON (HTTP {})",
-                status.unwrap_or(0)
-            )),
-            o => o,
-        };
-        (outcome, recorder.retry_after())
+        let outcome =
+            outcome::classify_refresh(recorder.status(), result, rec, outcome::unix_now());
+        (recorder.explain(outcome), recorder.retry_after())
     }
 }

@@ -25,6 +25,7 @@ use crate::config::{Account, ListenTls, Listener, Proxy};
 use crate::connector::Target;
 use crate::driver::{DriveError, Upgrade, drive};
 use crate::error::{SessionError, Side};
+use crate::metrics::{ListenerMetrics, LoginFailure, Metrics, PreauthReject};
 use crate::oauth::{TokenError, TokenManager};
 use crate::proto::{Credentials, LocalTls, LoginRejection, UpstreamAuthError};
 use crate::stream::Stream;
@@ -33,10 +34,33 @@ use secrecy::SecretString;
 /// What every session of the process shares.
 pub struct Shared {
     pub proxy: Proxy,
-    pub accounts: Accounts,
+    /// Swapped whole on reload (which also drops the old verdict cache).
+    pub accounts: std::sync::RwLock<Arc<Accounts>>,
     pub tokens: TokenManager,
     pub throttle: crate::throttle::Throttle,
+    /// Cancelled at shutdown: sessions not yet logged in end.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Cancelled when the drain time after shutdown is over: spliced sessions end.
+    pub drain: tokio_util::sync::CancellationToken,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Shared {
+    /// The accounts as of now.
+    pub fn accounts(&self) -> Arc<Accounts> {
+        self.accounts
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the accounts (a reload): new logins see only these.
+    pub fn set_accounts(&self, accounts: Accounts) {
+        *self
+            .accounts
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(accounts);
+    }
 }
 
 /// One listener's resolved runtime parts.
@@ -47,6 +71,16 @@ pub struct ListenerCtx {
     pub upstream: Target,
     /// SMTP listeners: the upstream's extensions, learned once and reused.
     pub smtp_probe: ProbeCache,
+    /// This listener's connection and byte counters.
+    pub metrics: Arc<ListenerMetrics>,
+}
+
+/// A client logged in upstream, ready to be spliced.
+struct LoggedInSession {
+    down: Stream,
+    up: Stream,
+    leftover: Vec<u8>,
+    up_leftover: Vec<u8>,
 }
 
 /// Outcome of the upstream login attempt, from the client's point of view.
@@ -72,11 +106,15 @@ pub async fn run<P: Protocol>(
     tcp: TcpStream,
     peer: SocketAddr,
 ) {
-    let session = session::<P>(&shared, &lc, tcp, peer);
-    let result = tokio::select! {
-        r = session => r,
-        // Pre-auth sessions end at shutdown; spliced ones end inside `splice`.
+    // Pre-auth sessions end at shutdown; spliced ones go on until the drain time is
+    // over (`shared.drain`, inside `splice`).
+    let login = tokio::select! {
+        r = login::<P>(&shared, &lc, tcp, peer) => r,
         _ = shared.shutdown.cancelled() => Err(SessionError::new(Side::Internal, "shutting down")),
+    };
+    let result = match login {
+        Ok(s) => splice_session(&shared, &lc, s, peer).await,
+        Err(e) => Err(e),
     };
     match result {
         Ok(()) => debug!(%peer, "session ended"),
@@ -84,16 +122,57 @@ pub async fn run<P: Protocol>(
     }
 }
 
+async fn splice_session(
+    shared: &Shared,
+    lc: &ListenerCtx,
+    mut s: LoggedInSession,
+    peer: SocketAddr,
+) -> Result<(), SessionError> {
+    let t = crate::splice::splice(
+        &mut s.down,
+        &mut s.up,
+        &s.leftover,
+        &s.up_leftover,
+        &shared.drain,
+        lc.cfg.idle_timeout,
+    )
+    .await
+    .map_err(|e| SessionError::new(Side::Downstream, format!("splice: {e}")))?;
+    lc.metrics.add_bytes(t.up, t.down);
+    if t.idle_timeout {
+        info!(%peer, idle_timeout = ?lc.cfg.idle_timeout, "nothing moved for the idle timeout; closed");
+    }
+    debug!(%peer, up = t.up, down = t.down, "splice finished");
+    Ok(())
+}
+
+/// Why a pre-auth connection was dropped, as far as the session can tell: the
+/// deadline, or the close that followed the last allowed failed login. (Closes for
+/// a too long line or too many errors look like a LOGOUT from here.)
+fn preauth_reason<E: std::fmt::Display>(
+    e: &DriveError<E>,
+    failures: u32,
+    limits: &crate::proto::Limits,
+) -> Option<PreauthReject> {
+    match e {
+        DriveError::Timeout => Some(PreauthReject::Timeout),
+        DriveError::Closed if failures >= limits.max_auth_failures => {
+            Some(PreauthReject::TooManyFailures)
+        }
+        _ => None,
+    }
+}
+
 fn down_err<E: std::fmt::Display>(e: DriveError<E>) -> SessionError {
     SessionError::new(Side::Downstream, e)
 }
 
-async fn session<P: Protocol>(
+async fn login<P: Protocol>(
     shared: &Shared,
     lc: &ListenerCtx,
     tcp: TcpStream,
     peer: SocketAddr,
-) -> Result<(), SessionError> {
+) -> Result<LoggedInSession, SessionError> {
     let _ = tcp.set_nodelay(true);
     let deadline = Instant::now() + lc.cfg.preauth_timeout;
     let mut down = Stream::Plain(tcp);
@@ -111,7 +190,10 @@ async fn session<P: Protocol>(
                 .expect("implicit listener has a TLS config");
             tokio::time::timeout_at(deadline, down.accept_tls(cfg))
                 .await
-                .map_err(|_| SessionError::new(Side::Downstream, "TLS handshake timed out"))?
+                .map_err(|_| {
+                    shared.metrics.preauth_rejected(PreauthReject::Timeout);
+                    SessionError::new(Side::Downstream, "TLS handshake timed out")
+                })?
                 .map_err(|e| {
                     SessionError::new(Side::Downstream, format!("TLS handshake failed: {e}"))
                 })?;
@@ -119,10 +201,17 @@ async fn session<P: Protocol>(
         }
     };
     let mut machine = P::downstream(lc, local_tls, lc.cfg.limits).await;
+    let mut failures = 0u32;
+    let count = |e: DriveError<_>, failures: u32| {
+        if let Some(r) = preauth_reason(&e, failures, &lc.cfg.limits) {
+            shared.metrics.preauth_rejected(r);
+        }
+        down_err(e)
+    };
     loop {
         let event = drive(&mut down, &mut machine, &upgrade, deadline)
             .await
-            .map_err(down_err)?;
+            .map_err(|e| count(e, failures))?;
         let creds = match P::Down::event(event) {
             DownEvent::Login(creds) => creds,
             DownEvent::Done { .. } => {
@@ -132,7 +221,9 @@ async fn session<P: Protocol>(
                 ));
             }
         };
-        let Some(account) = shared.accounts.authenticate(&creds).await else {
+        let Some(account) = shared.accounts().authenticate(&creds).await else {
+            shared.metrics.login_failed(LoginFailure::BadCredentials);
+            failures += 1;
             let delay = shared
                 .throttle
                 .failed(peer.ip(), &creds.username, Instant::now());
@@ -151,12 +242,16 @@ async fn session<P: Protocol>(
         let outcome = upstream_login::<P>(shared, lc, &account, &ehlo, password.as_ref()).await;
         drop(password);
         match outcome {
-            UpstreamOutcome::Rejected(reason) => machine.reject(reason),
+            UpstreamOutcome::Rejected(reason) => {
+                failures += 1;
+                machine.reject(reason)
+            }
             UpstreamOutcome::LoggedIn {
-                stream: mut up,
+                stream: up,
                 capabilities,
                 leftover: up_leftover,
             } => {
+                shared.metrics.login_ok();
                 machine.accept(capabilities.as_deref());
                 let event = drive(&mut down, &mut machine, &upgrade, deadline)
                     .await
@@ -171,21 +266,12 @@ async fn session<P: Protocol>(
                     }
                 };
                 info!(%peer, user = %account.username, "logged in; splicing");
-                let t = crate::splice::splice(
-                    &mut down,
-                    &mut up,
-                    &leftover,
-                    &up_leftover,
-                    &shared.shutdown,
-                    lc.cfg.idle_timeout,
-                )
-                .await
-                .map_err(|e| SessionError::new(Side::Downstream, format!("splice: {e}")))?;
-                if t.idle_timeout {
-                    info!(%peer, idle_timeout = ?lc.cfg.idle_timeout, "nothing moved for the idle timeout; closed");
-                }
-                debug!(%peer, up = t.up, down = t.down, "splice finished");
-                return Ok(());
+                return Ok(LoggedInSession {
+                    down,
+                    up,
+                    leftover,
+                    up_leftover,
+                });
             }
         }
     }
@@ -219,6 +305,19 @@ async fn upstream_login<P: Protocol>(
         }
         Err(e) => e,
     };
+    let m = &shared.metrics;
+    match &e {
+        LoginError::Token(TokenError::NeedsLogin { .. }) => {
+            m.login_failed(LoginFailure::NeedsLogin)
+        }
+        LoginError::Token(_) => m.login_failed(LoginFailure::TokenUnavailable),
+        LoginError::Upstream(UpstreamFailure::Auth(_)) => {
+            m.upstream_auth_failed();
+            m.login_failed(LoginFailure::UpstreamRejected);
+        }
+        // Connection failures: not a login verdict (the log says what happened).
+        LoginError::Upstream(_) => {}
+    }
     UpstreamOutcome::Rejected(match e {
         LoginError::Token(TokenError::NeedsLogin { reason, .. }) => {
             warn!(user = %account.username, "token needs re-authorisation: {reason}");

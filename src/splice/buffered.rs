@@ -1,10 +1,11 @@
 //! One direction of the splice through a user-space buffer that is borrowed from the
 //! pool only while data flows (any pair of streams, TLS included).
 //!
-//! States: *armed* (the source may have data: read into a buffer) and *waiting* (the
-//! last read would block: no buffer is held, the task waits for the socket under the
-//! source to become readable). A direction starts armed because a TLS stream may
-//! already hold decrypted bytes that no socket readiness will announce.
+//! States: *armed* (the source may have data: read into a borrowed buffer) and *idle*
+//! (the last read would block: the buffer went back to the pool and the direction
+//! waits with a read into a small buffer on the stack, whose bytes move into a
+//! borrowed buffer when some arrive). Waiting through a read rather than socket
+//! readiness keeps TLS streams correct: rustls may hold bytes no readiness announces.
 
 use std::io;
 use std::pin::Pin;
@@ -15,6 +16,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::pool;
 use crate::stream::Stream;
+
+/// Size of the on-stack buffer an idle direction waits with.
+const PROBE: usize = 2048;
 
 #[derive(Default)]
 pub struct BufferedDir {
@@ -62,32 +66,47 @@ impl BufferedDir {
                             self.need_flush = false;
                         }
                     }
-                    ready!(src.poll_read_ready(cx))?;
+                    // Idle: wait for data with a small buffer on the stack; borrow a
+                    // real one only when some arrived.
+                    let mut probe = [0u8; PROBE];
+                    let mut rb = ReadBuf::new(&mut probe);
+                    ready!(Pin::new(&mut *src).poll_read(cx, &mut rb))?;
+                    let n = rb.filled().len();
                     self.armed = true;
-                }
-                let buf = self.buf.get_or_insert_with(pool::take_buffer);
-                let mut rb = ReadBuf::new(buf);
-                match Pin::new(&mut *src).poll_read(cx, &mut rb) {
-                    Poll::Pending => {
-                        self.armed = false;
-                        if let Some(b) = self.buf.take() {
-                            pool::give_buffer(b);
-                        }
-                        if self.need_flush {
-                            ready!(Pin::new(&mut *dst).poll_flush(cx))?;
-                            self.need_flush = false;
-                        }
-                        return Poll::Pending;
+                    self.pos = 0;
+                    self.cap = n;
+                    if n == 0 {
+                        self.read_done = true;
+                    } else {
+                        read.fetch_add(n as u64, Ordering::Relaxed);
+                        let buf = self.buf.get_or_insert_with(pool::take_buffer);
+                        buf[..n].copy_from_slice(&probe[..n]);
                     }
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Ready(Ok(())) => {
-                        let n = rb.filled().len();
-                        self.pos = 0;
-                        self.cap = n;
-                        if n == 0 {
-                            self.read_done = true;
-                        } else {
-                            read.fetch_add(n as u64, Ordering::Relaxed);
+                } else {
+                    let buf = self.buf.get_or_insert_with(pool::take_buffer);
+                    let mut rb = ReadBuf::new(buf);
+                    match Pin::new(&mut *src).poll_read(cx, &mut rb) {
+                        Poll::Pending => {
+                            self.armed = false;
+                            if let Some(b) = self.buf.take() {
+                                pool::give_buffer(b);
+                            }
+                            if self.need_flush {
+                                ready!(Pin::new(&mut *dst).poll_flush(cx))?;
+                                self.need_flush = false;
+                            }
+                            return Poll::Pending;
+                        }
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Ready(Ok(())) => {
+                            let n = rb.filled().len();
+                            self.pos = 0;
+                            self.cap = n;
+                            if n == 0 {
+                                self.read_done = true;
+                            } else {
+                                read.fetch_add(n as u64, Ordering::Relaxed);
+                            }
                         }
                     }
                 }

@@ -122,3 +122,66 @@ async fn idle_directions_hold_no_buffer_and_no_pipe() {
     assert!(!pdir.holds_pipe(), "an idle piped direction holds a pipe");
     let _ = pool::buffer_size();
 }
+
+/// TLS on both sides (the buffered engine): a 6 MB upload the server reads whole
+/// before it answers, the way an IMAP APPEND flows, then the answer; no half-close.
+#[tokio::test]
+async fn tls_upload_then_reply_goes_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = crate::tls::ensure_generated(dir.path()).unwrap();
+    let server_cfg = crate::tls::server_config(&cert, &key).unwrap();
+    let client_cfg = crate::tls::client_config(Some(&cert)).unwrap();
+    let name = || rustls_pki_types::ServerName::try_from("localhost").unwrap();
+
+    let (client_tcp, down_tcp) = pair().await;
+    let (up_tcp, server_tcp) = pair().await;
+    let mut client = Stream::Plain(client_tcp);
+    let mut down = Stream::Plain(down_tcp);
+    let mut up = Stream::Plain(up_tcp);
+    let mut server = Stream::Plain(server_tcp);
+    let (a, b) = tokio::join!(
+        client.connect_tls(client_cfg.clone(), name()),
+        down.accept_tls(server_cfg.clone())
+    );
+    a.unwrap();
+    b.unwrap();
+    let (a, b) = tokio::join!(
+        up.connect_tls(client_cfg, name()),
+        server.accept_tls(server_cfg)
+    );
+    a.unwrap();
+    b.unwrap();
+
+    let proxy = tokio::spawn(async move {
+        let (rd, ru) = (AtomicU64::new(0), AtomicU64::new(0));
+        let r = copy_both(&mut down, &mut up, &rd, &ru, true).await;
+        r.unwrap()
+    });
+    let upload = pattern(6 << 20, 3);
+    let sent = upload.clone();
+    let c = tokio::spawn(async move {
+        client.write_all(&sent).await.unwrap();
+        client.flush().await.unwrap();
+        let mut reply = [0u8; 7];
+        client.read_exact(&mut reply).await.unwrap();
+        client.shutdown().await.unwrap();
+        reply
+    });
+    let mut got = vec![0u8; upload.len()];
+    server.read_exact(&mut got).await.unwrap();
+    assert!(got == upload, "uploaded bytes differ");
+    server.write_all(b"A1 OK\r\n").await.unwrap();
+    server.flush().await.unwrap();
+    let reply = tokio::time::timeout(std::time::Duration::from_secs(20), c)
+        .await
+        .expect("the reply never reached the client")
+        .unwrap();
+    assert_eq!(&reply, b"A1 OK\r\n");
+    // The client closed: EOF reaches the server, which closes too.
+    let mut rest = Vec::new();
+    server.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty());
+    server.shutdown().await.unwrap();
+    let (up_bytes, down_bytes) = proxy.await.unwrap();
+    assert_eq!((up_bytes, down_bytes), (upload.len() as u64, 7));
+}

@@ -135,7 +135,11 @@ async fn serve(
 ) -> io::Result<()> {
     match tls {
         None => Conn::new(tcp, shared, validate).run().await,
-        Some(a) => Conn::new(a.accept(tcp).await?, shared, validate).run().await,
+        Some(a) => {
+            Conn::new(a.accept(tcp).await?, shared, validate)
+                .run()
+                .await
+        }
     }
 }
 
@@ -292,7 +296,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     self.reply("530 5.7.0 Authentication required\r\n").await?
                 }
                 "DATA" => {
-                    self.reply("354 End data with <CR><LF>.<CR><LF>\r\n").await?;
+                    self.reply("354 End data with <CR><LF>.<CR><LF>\r\n")
+                        .await?;
                     self.swallow().await?;
                     self.reply("250 2.0.0 OK queued\r\n").await?
                 }

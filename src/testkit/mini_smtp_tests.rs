@@ -52,10 +52,16 @@ fn parses_both_mechanisms() {
         Some(("u@x".into(), "tok".into()))
     );
     assert_eq!(
-        parse_sasl("OAUTHBEARER", b"n,a=u=2Cv@x,\x01host=h\x01auth=Bearer t2\x01\x01"),
+        parse_sasl(
+            "OAUTHBEARER",
+            b"n,a=u=2Cv@x,\x01host=h\x01auth=Bearer t2\x01\x01"
+        ),
         Some(("u,v@x".into(), "t2".into()))
     );
-    assert_eq!(parse_sasl("XOAUTH2", b"user=u\x01auth=Basic x\x01\x01"), None);
+    assert_eq!(
+        parse_sasl("XOAUTH2", b"user=u\x01auth=Basic x\x01\x01"),
+        None
+    );
 }
 
 /// Reads one (possibly multi-line) reply and checks its code.

@@ -113,6 +113,17 @@ pub fn sigterm(child: &Child) {
     assert!(status.success(), "kill -TERM {pid} failed");
 }
 
+/// Sends SIGHUP to `child` (reload the config), with kill(1).
+pub fn sighup(child: &Child) {
+    let pid = child.id().expect("child still running");
+    let status = std::process::Command::new("kill")
+        .arg("-HUP")
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -HUP {pid} failed");
+}
+
 /// `serve` running as a child, its stdout and stderr going to one file.
 pub struct ServeProcess {
     pub child: Child,
@@ -179,6 +190,20 @@ impl ServeProcess {
     /// Everything the process has written so far.
     pub fn output(&self) -> String {
         std::fs::read_to_string(&self.log).expect("read serve log")
+    }
+
+    /// Waits until the output contains `needle` `count` times (at most
+    /// [`RUN_TIMEOUT`]); panics with the output otherwise.
+    pub async fn wait_for_output(&self, needle: &str, count: usize) {
+        let deadline = Instant::now() + RUN_TIMEOUT;
+        while self.output().matches(needle).count() < count {
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} (x{count}) in the output:\n{}",
+                self.output()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     /// SIGTERM, then waits at most [`EXIT_TIMEOUT`]; panics (with the output) if the

@@ -63,7 +63,11 @@ pub(super) fn resolve(
 ) -> Result<FlowKeys, ConfigError> {
     let flow_span = a.flow.as_ref().map_or(a.username.span(), |f| f.span());
     match flow {
-        Flow::ClientCredentials if a.client_secret.as_deref().is_none_or(str::is_empty) => {
+        Flow::ClientCredentials
+            if a.client_secret
+                .as_ref()
+                .is_none_or(|s| s.get_ref().is_empty()) =>
+        {
             return Err(cx.err(
                 flow_span,
                 "account.client_secret",

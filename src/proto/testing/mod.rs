@@ -221,7 +221,10 @@ where
         match m.next() {
             Ok(DownstreamEvent::Login(_)) => return out,
             Err(Interrupt::Io(Io::Write(b))) => out.extend(b),
-            other => panic!("no login: {other:?} after {:?}", String::from_utf8_lossy(&out)),
+            other => panic!(
+                "no login: {other:?} after {:?}",
+                String::from_utf8_lossy(&out)
+            ),
         }
     }
 }
@@ -229,7 +232,10 @@ where
 /// Answers the pending login with `verdict`, then runs the machine on what it
 /// already holds: what it wrote and what happened (a `Done` there is the only way
 /// pipelined bytes reach the upstream).
-pub(crate) fn after_verdict<M: Downstream>(m: &mut M, verdict: Verdict) -> (String, Vec<Ev<M::Error>>) {
+pub(crate) fn after_verdict<M: Downstream>(
+    m: &mut M,
+    verdict: Verdict,
+) -> (String, Vec<Ev<M::Error>>) {
     match verdict {
         Verdict::Accept(caps) => m.accept(caps),
         Verdict::Reject(r) => m.reject(r),

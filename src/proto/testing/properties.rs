@@ -61,7 +61,10 @@ where
 {
     let whole = drive_downstream(&mut new(), &[input], &verdicts(), None);
     let split = drive_downstream(&mut new(), &cut_at(input, cuts), &verdicts(), None);
-    prop_assert_eq!(String::from_utf8_lossy(&split.0), String::from_utf8_lossy(&whole.0));
+    prop_assert_eq!(
+        String::from_utf8_lossy(&split.0),
+        String::from_utf8_lossy(&whole.0)
+    );
     prop_assert_eq!(split.1, whole.1);
     Ok(())
 }
@@ -117,7 +120,12 @@ pub(crate) fn bounded<M: Machine + Buffered>(
         let (len, capacity) = (m.input().len(), m.input().capacity());
         most = most.max(len);
         prop_assert!(len <= bound, "{} bytes buffered, limit {}", len, bound);
-        prop_assert!(capacity <= cap, "{} bytes allocated, limit {}", capacity, cap);
+        prop_assert!(
+            capacity <= cap,
+            "{} bytes allocated, limit {}",
+            capacity,
+            cap
+        );
         Ok(())
     };
     for _ in 0..1_000_000 {
@@ -162,46 +170,132 @@ fn bounded_downstream<M: Downstream + Buffered>(
 /// Pieces repeated to oversized runs: `(piece, times)`.
 fn big(pieces: &'static [&'static [u8]]) -> impl Strategy<Value = Vec<u8>> {
     let run = (proptest::sample::select(pieces), 1usize..400);
-    proptest::collection::vec(run, 1..12)
-        .prop_map(|runs| runs.iter().map(|(p, n)| p.repeat(*n)).collect::<Vec<_>>().concat())
+    proptest::collection::vec(run, 1..12).prop_map(|runs| {
+        runs.iter()
+            .map(|(p, n)| p.repeat(*n))
+            .collect::<Vec<_>>()
+            .concat()
+    })
 }
 
 const IMAP_CLIENT: &[&[u8]] = &[
-    b"a ", b"LOGIN ", b"AUTHENTICATE PLAIN", b" AGEAYg==", b"CAPABILITY", b"NOOP", b"ID NIL",
-    b"STARTTLS", b"LOGOUT", b"SELECT x", b"{3}\r\n", b"{3+}\r\n", b"{70+}\r\n", b"{9}\r\n",
-    b"\"q\\\"", b"*", b"u p", b"\r\n", b"\n",
+    b"a ",
+    b"LOGIN ",
+    b"AUTHENTICATE PLAIN",
+    b" AGEAYg==",
+    b"CAPABILITY",
+    b"NOOP",
+    b"ID NIL",
+    b"STARTTLS",
+    b"LOGOUT",
+    b"SELECT x",
+    b"{3}\r\n",
+    b"{3+}\r\n",
+    b"{70+}\r\n",
+    b"{9}\r\n",
+    b"\"q\\\"",
+    b"*",
+    b"u p",
+    b"\r\n",
+    b"\n",
 ];
 const POP3_CLIENT: &[&[u8]] = &[
-    b"USER u", b"PASS p w", b"AUTH PLAIN", b" AHUAcA==", b"AUTH LOGIN", b"CAPA", b"STAT",
-    b"STLS", b"QUIT", b"APOP u d", b"*", b"=", b" ", b"\r\n", b"\n",
+    b"USER u",
+    b"PASS p w",
+    b"AUTH PLAIN",
+    b" AHUAcA==",
+    b"AUTH LOGIN",
+    b"CAPA",
+    b"STAT",
+    b"STLS",
+    b"QUIT",
+    b"APOP u d",
+    b"*",
+    b"=",
+    b" ",
+    b"\r\n",
+    b"\n",
 ];
 const SMTP_CLIENT: &[&[u8]] = &[
-    b"EHLO c.example", b"HELO c", b"AUTH PLAIN", b" AHUAcA==", b"AUTH LOGIN", b" dQ==",
-    b"cA==", b"MAIL FROM:<a@b>", b"RCPT TO:<c@d>", b"BDAT 5", b"BDAT 100 LAST", b"DATA",
-    b"STARTTLS", b"NOOP", b"RSET", b"QUIT", b"*", b"\r\n", b"\n",
+    b"EHLO c.example",
+    b"HELO c",
+    b"AUTH PLAIN",
+    b" AHUAcA==",
+    b"AUTH LOGIN",
+    b" dQ==",
+    b"cA==",
+    b"MAIL FROM:<a@b>",
+    b"RCPT TO:<c@d>",
+    b"BDAT 5",
+    b"BDAT 100 LAST",
+    b"DATA",
+    b"STARTTLS",
+    b"NOOP",
+    b"RSET",
+    b"QUIT",
+    b"*",
+    b"\r\n",
+    b"\n",
 ];
 const IMAP_SERVER: &[&[u8]] = &[
-    b"* OK ", b"[CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2 AUTH=OAUTHBEARER] ", b"* BYE ",
-    b"A1 OK ", b"A2 OK ", b"A1 NO ", b"A2 NO [UNAVAILABLE] ", b"A1 BAD ", b"+ ",
-    b"eyJzdGF0dXMiOiI0MDEifQ==", b"* CAPABILITY IMAP4rev1 AUTH=XOAUTH2", b"{5}\r\n",
-    b"x", b"\r\n",
+    b"* OK ",
+    b"[CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2 AUTH=OAUTHBEARER] ",
+    b"* BYE ",
+    b"A1 OK ",
+    b"A2 OK ",
+    b"A1 NO ",
+    b"A2 NO [UNAVAILABLE] ",
+    b"A1 BAD ",
+    b"+ ",
+    b"eyJzdGF0dXMiOiI0MDEifQ==",
+    b"* CAPABILITY IMAP4rev1 AUTH=XOAUTH2",
+    b"{5}\r\n",
+    b"x",
+    b"\r\n",
 ];
 const POP3_SERVER: &[&[u8]] = &[
-    b"+OK ", b"-ERR ", b"[SYS/TEMP] ", b"[AUTH] ", b"SASL XOAUTH2 OAUTHBEARER", b"STLS",
-    b".", b"+ eyJzdGF0dXMiOiI0MDEifQ==", b"x", b"\r\n",
+    b"+OK ",
+    b"-ERR ",
+    b"[SYS/TEMP] ",
+    b"[AUTH] ",
+    b"SASL XOAUTH2 OAUTHBEARER",
+    b"STLS",
+    b".",
+    b"+ eyJzdGF0dXMiOiI0MDEifQ==",
+    b"x",
+    b"\r\n",
 ];
 const SMTP_SERVER: &[&[u8]] = &[
-    b"220 ", b"220-", b"250-", b"250 ", b"AUTH XOAUTH2 OAUTHBEARER", b"STARTTLS", b"235 ",
-    b"334 eyJzdGF0dXMiOiI0MDEifQ==", b"454 4.7.0 ", b"535 5.7.8 ", b"221 ", b"501 ",
-    b"x", b"\r\n",
+    b"220 ",
+    b"220-",
+    b"250-",
+    b"250 ",
+    b"AUTH XOAUTH2 OAUTHBEARER",
+    b"STARTTLS",
+    b"235 ",
+    b"334 eyJzdGF0dXMiOiI0MDEifQ==",
+    b"454 4.7.0 ",
+    b"535 5.7.8 ",
+    b"221 ",
+    b"501 ",
+    b"x",
+    b"\r\n",
 ];
 
 fn downstream_tls(active: bool) -> LocalTls {
-    if active { LocalTls::Active } else { LocalTls::None }
+    if active {
+        LocalTls::Active
+    } else {
+        LocalTls::None
+    }
 }
 
 fn upstream_tls(implicit: bool) -> UpstreamTls {
-    if implicit { UpstreamTls::Implicit } else { UpstreamTls::None }
+    if implicit {
+        UpstreamTls::Implicit
+    } else {
+        UpstreamTls::None
+    }
 }
 
 fn login(tls: UpstreamTls, bearer: bool) -> crate::proto::UpstreamLogin {
@@ -209,7 +303,12 @@ fn login(tls: UpstreamTls, bearer: bool) -> crate::proto::UpstreamLogin {
 }
 
 fn smtp_downstream(tls: LocalTls, limits: Limits) -> SmtpDownstream {
-    SmtpDownstream::new(tls, limits, "mx.example", vec!["PIPELINING".into(), "CHUNKING".into()])
+    SmtpDownstream::new(
+        tls,
+        limits,
+        "mx.example",
+        vec!["PIPELINING".into(), "CHUNKING".into()],
+    )
 }
 
 fn cuts() -> impl Strategy<Value = Vec<usize>> {
@@ -289,9 +388,12 @@ proptest! {
 /// Server input with, now and then, a run of 40 to 140 KiB without a line end (server
 /// lines may be 64 KiB long).
 fn huge(pieces: &'static [&'static [u8]]) -> impl Strategy<Value = Vec<u8>> {
-    (big(pieces), proptest::option::of(40_000usize..140_000), big(pieces)).prop_map(
-        |(a, long, b)| [a, vec![b'x'; long.unwrap_or(0)], b].concat(),
+    (
+        big(pieces),
+        proptest::option::of(40_000usize..140_000),
+        big(pieces),
     )
+        .prop_map(|(a, long, b)| [a, vec![b'x'; long.unwrap_or(0)], b].concat())
 }
 
 /// Client-role machines stop at their event.
@@ -339,15 +441,45 @@ fn endless_lines_fill_buffers_to_the_limit() {
     let limit = SMALL.max_line;
     let check = |most: Result<usize, TestCaseError>, limit: usize| {
         let most = most.unwrap();
-        assert!((limit..=limit + CHUNK).contains(&most), "{most} for {limit}");
+        assert!(
+            (limit..=limit + CHUNK).contains(&most),
+            "{most} for {limit}"
+        );
     };
-    check(bounded_downstream(&mut ImapDownstream::new(tls, SMALL), &junk, limit), limit);
-    check(bounded_downstream(&mut Pop3Downstream::new(tls, SMALL), &junk, limit), limit);
-    check(bounded_downstream(&mut smtp_downstream(tls, SMALL), &junk, limit), limit);
+    check(
+        bounded_downstream(&mut ImapDownstream::new(tls, SMALL), &junk, limit),
+        limit,
+    );
+    check(
+        bounded_downstream(&mut Pop3Downstream::new(tls, SMALL), &junk, limit),
+        limit,
+    );
+    check(
+        bounded_downstream(&mut smtp_downstream(tls, SMALL), &junk, limit),
+        limit,
+    );
     let l = login(UpstreamTls::Implicit, false);
     let limit = crate::proto::imap::UPSTREAM_MAX_LINE;
-    check(bounded(&mut ImapUpstream::new(l.clone(), SMALL), &junk, CHUNK, limit, stop), limit);
-    check(bounded(&mut Pop3Upstream::new(l.clone(), SMALL), &junk, CHUNK, limit, stop), limit);
+    check(
+        bounded(
+            &mut ImapUpstream::new(l.clone(), SMALL),
+            &junk,
+            CHUNK,
+            limit,
+            stop,
+        ),
+        limit,
+    );
+    check(
+        bounded(
+            &mut Pop3Upstream::new(l.clone(), SMALL),
+            &junk,
+            CHUNK,
+            limit,
+            stop,
+        ),
+        limit,
+    );
     let mut m = SmtpUpstream::new(l, SMALL, "c.example");
     check(bounded(&mut m, &junk, CHUNK, limit, stop), limit);
     let mut m = SmtpProbe::new(UpstreamTls::Implicit, SMALL, "c.example");

@@ -5,9 +5,9 @@
 //! planted too.
 //!
 //! Forms searched for, per secret: raw, URL-encoded (`+` and `%20`), hex, Rust
-//! `escape_default`, and base64 (standard and URL-safe alphabets) at each of the three
-//! alignments: for `prefix + secret` with prefixes of 0, 1 and 2 bytes, the part of the
-//! encoding that depends only on the secret's bytes. Random secrets are also searched
+//! `escape_default`, the `Debug` of its bytes, and base64 (standard and URL-safe
+//! alphabets) at each of the three alignments: for `prefix + secret` with prefixes of
+//! 0, 1 and 2 bytes, the part of the encoding that depends only on the secret's bytes. Random secrets are also searched
 //! for in 12-character pieces, so a truncated token counts as a leak.
 //!
 //! TODO(issue 7): once `/metrics` exists, fetch it at the end of every canary test and
@@ -96,6 +96,11 @@ impl Secrets {
             ("url-encoded (%20)".into(), url.replace('+', "%20")),
             ("hex".into(), hex),
             ("escaped".into(), value.escape_default().to_string()),
+            // `{:?}` of the bytes: "[112, 119, ...]"
+            (
+                "bytes".into(),
+                format!("{b:?}").trim_matches(['[', ']']).to_string(),
+            ),
         ];
         for align in 0..3 {
             for (alphabet, enc) in [

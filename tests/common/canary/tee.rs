@@ -9,12 +9,14 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::Secrets;
 
+/// One connection through the tee: (bytes to the server, bytes from the server).
+type Exchange = (Vec<u8>, Vec<u8>);
+
 /// A TCP forwarder in front of an HTTP server (the token endpoint) that records both
 /// directions, so the test can plant what the proxy sent and received there.
 pub struct HttpTee {
     pub addr: SocketAddr,
-    /// Per connection: (bytes to the server, bytes from the server).
-    seen: Arc<Mutex<Vec<(Vec<u8>, Vec<u8>)>>>,
+    seen: Arc<Mutex<Vec<Exchange>>>,
     task: tokio::task::JoinHandle<()>,
 }
 

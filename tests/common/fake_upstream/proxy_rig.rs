@@ -88,7 +88,7 @@ impl ProxyRig {
             path
         };
         let log = dir.path().join("serve.log");
-        let serve = ServeProcess::start(write, &[], &log).await;
+        let serve = start_serve(write, &log).await;
         ProxyRig {
             dir,
             password,
@@ -169,6 +169,35 @@ impl ProxyRig {
             Proto::Smtp => reply.starts_with("454"),
         }
     }
+}
+
+/// [`ServeProcess::start`], made sure that the port answering is this process's
+/// listener: the free port it picked may have been taken meanwhile (by a fake
+/// upstream, say) and answered for it while `serve` failed to bind. Then it retries.
+async fn start_serve(write: impl Fn(u16) -> PathBuf, log: &std::path::Path) -> ServeProcess {
+    for _ in 0..3 {
+        let mut serve = ServeProcess::start(&write, &[], log).await;
+        let mine = format!("listener=Some(127.0.0.1:{})", serve.port);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = serve.output();
+            if out
+                .lines()
+                .any(|l| l.contains("listening") && l.contains(&mine))
+            {
+                return serve;
+            }
+            if serve.child.try_wait().expect("try_wait").is_some() {
+                break; // could not bind: try another port
+            }
+            assert!(
+                Instant::now() < deadline,
+                "serve did not log {mine}:\n{out}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    panic!("serve could not bind a free port in three attempts");
 }
 
 /// Stores a long-lived access token for [`USER`] in `state`, as `login` would.

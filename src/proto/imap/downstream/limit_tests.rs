@@ -267,7 +267,10 @@ fn over_limit_login_literal_is_never_read() {
     // a login
     let input = b"A1 SELECT {14+}\r\nA2 LOGIN u p\r\n\r\nA3 NOOP\r\n";
     let (out, evs) = run(LocalTls::Active, input, &[]);
-    let expected = text(&[GREETING_PLAIN, b"A1 BAD Log in first\r\nA3 OK NOOP completed\r\n"]);
+    let expected = text(&[
+        GREETING_PLAIN,
+        b"A1 BAD Log in first\r\nA3 OK NOOP completed\r\n",
+    ]);
     assert_eq!(out, expected);
     assert!(evs.is_empty(), "{evs:?}");
 }

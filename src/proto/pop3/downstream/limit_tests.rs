@@ -251,19 +251,24 @@ fn pipelined_commands_wait_for_the_login() {
         assert_eq!(before, text(&[GREETING, b"+OK Send PASS\r\n"]).as_bytes());
         let (out, evs) =
             testing::after_verdict(&mut m, Verdict::Reject(LoginRejection::BadCredentials));
-        assert_eq!(out, "");
+        let expected = "-ERR [AUTH] Authentication failed\r\n-ERR Log in first\r\n";
+        assert_eq!(out, format!("{expected}-ERR Log in first\r\n"));
         assert!(evs.is_empty(), "{evs:?}");
 
         let mut m = Pop3Downstream::new(tls, Limits::default());
         testing::written_before_login(&mut m, input);
         let (out, evs) = testing::after_verdict(&mut m, Verdict::Accept(ACCEPT_CAPS));
-        assert_eq!(out, "");
+        assert_eq!(out, "+OK Logged in\r\n");
         assert_eq!(evs, [Ev::Done(b"STAT\r\nRETR 1\r\n".to_vec())]);
     }
     // the same with AUTH PLAIN and its initial response
     let mut m = Pop3Downstream::new(LocalTls::Active, Limits::default());
     testing::written_before_login(&mut m, b"AUTH PLAIN AHUAcA==\r\nSTAT\r\n");
-    let (out, evs) = testing::after_verdict(&mut m, Verdict::Reject(LoginRejection::BadCredentials));
-    assert_eq!(out, "");
+    let (out, evs) =
+        testing::after_verdict(&mut m, Verdict::Reject(LoginRejection::BadCredentials));
+    assert_eq!(
+        out,
+        "-ERR [AUTH] Authentication failed\r\n-ERR Log in first\r\n"
+    );
     assert!(evs.is_empty(), "{evs:?}");
 }

@@ -211,7 +211,9 @@ fn pipelined_commands_wait_for_the_login() {
         testing::written_before_login(&mut m, input);
         let (out, evs) = testing::after_verdict(&mut m, Verdict::Accept(ACCEPT_CAPS));
         assert_eq!(out, "235 2.7.0 Authentication successful\r\n");
-        assert_eq!(evs, [Ev::Done(b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n".to_vec())]);
+        assert_eq!(
+            evs,
+            [Ev::Done(b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n".to_vec())]
+        );
     }
 }
-

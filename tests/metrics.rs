@@ -1,0 +1,207 @@
+//! The admin listener wired into a real proxy: logins through the proxy against the
+//! Dovecot rig move the Prometheus counters by exactly the right amounts, and the
+//! probes answer.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::proxy::write_config;
+use common::rig::{HOUR, Rig, USER};
+use common::{ImapClient, Pop3Client};
+use oauth_mail_proxy::config::Config;
+use oauth_mail_proxy::listener::Server;
+use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
+
+/// The value of the sample `name{labels}` (labels written as in the text), or 0.
+fn sample(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            (k == name_and_labels).then(|| v.parse().unwrap())
+        })
+        .unwrap_or(0.0)
+}
+
+struct Admin {
+    base: String,
+    password: String,
+    http: reqwest::Client,
+}
+
+impl Admin {
+    async fn metrics(&self) -> String {
+        let res = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .basic_auth("admin", Some(&self.password))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        res.text().await.unwrap()
+    }
+
+    async fn status(&self, path: &str) -> u16 {
+        let res = self.http.get(format!("{}{path}", self.base)).send().await;
+        res.unwrap().status().as_u16()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_move_by_what_the_clients_did() {
+    let rig = Rig::start().await;
+    rig.store_tokens(HOUR);
+    let admin_password = oauth_mail_proxy::secret::random_token(16);
+    let admin_hash =
+        oauth_mail_proxy::accounts::hash_password(&SecretString::from(admin_password.clone()));
+    let path = write_config(
+        rig.dir.path(),
+        &[
+            rig.listener("imap", "none", "implicit"),
+            rig.listener("pop3", "none", "implicit"),
+        ],
+        &[rig.account("xoauth2")],
+    );
+    let text = std::fs::read_to_string(&path).unwrap().replacen(
+        "[proxy]\n",
+        &format!("[proxy]\nadmin = \"127.0.0.1:0\"\nadmin_password_hash = \"{admin_hash}\"\n"),
+        1,
+    );
+    std::fs::write(&path, text).unwrap();
+    let server = Server::bind(Config::load(&path).unwrap()).await.unwrap();
+    let addrs = server.local_addrs();
+    let admin_addr: SocketAddr = server.admin_addr().expect("admin listener bound");
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(server.run(shutdown.clone()));
+    let admin = Admin {
+        base: format!("http://{admin_addr}"),
+        password: admin_password,
+        http: reqwest::Client::new(),
+    };
+    let (imap, pop3) = (addrs[0].port(), addrs[1].port());
+    let imap_label = format!("listener=\"imap {}\"", addrs[0]);
+    let pop3_label = format!("listener=\"pop3 {}\"", addrs[1]);
+
+    assert_eq!(admin.status("/healthz").await, 200);
+    assert_eq!(admin.status("/readyz").await, 200);
+    assert_eq!(
+        admin.status("/metrics").await,
+        401,
+        "metrics need the password"
+    );
+    let before = admin.metrics().await;
+    let ok = "oauth_mail_proxy_logins_ok_total";
+    assert_eq!(sample(&before, ok), 0.0, "{before}");
+
+    // Two good IMAP logins (one fetches a message), one wrong password.
+    let mut fetched = 0;
+    for i in 0..2 {
+        let mut c = ImapClient::connect(imap).await;
+        let r = c
+            .command(&format!("LOGIN {USER} \"{}\"", rig.password))
+            .await;
+        assert!(r.is_ok(), "{r:?}");
+        if i == 0 {
+            c.select("INBOX").await;
+            fetched = c.fetch_body(2).await.len();
+        }
+        c.logout().await;
+    }
+    let mut c = ImapClient::connect(imap).await;
+    let r = c
+        .command(&format!("LOGIN {USER} \"wrong-{}\"", rig.password))
+        .await;
+    assert!(!r.is_ok(), "{r:?}");
+    c.logout().await;
+    // One POP3 login.
+    let mut p = Pop3Client::connect(pop3).await;
+    assert!(p.command(&format!("USER {USER}")).await.starts_with("+OK"));
+    assert!(
+        p.command(&format!("PASS {}", rig.password))
+            .await
+            .starts_with("+OK")
+    );
+    p.quit().await;
+    assert!(
+        fetched > 50_000,
+        "the big message was fetched: {fetched} bytes"
+    );
+
+    // Sessions end asynchronously after the clients close: wait for the gauges.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let m = loop {
+        let m = admin.metrics().await;
+        let open = sample(
+            &m,
+            &format!("oauth_mail_proxy_connections_open{{{imap_label}}}"),
+        ) + sample(
+            &m,
+            &format!("oauth_mail_proxy_connections_open{{{pop3_label}}}"),
+        );
+        if open == 0.0 || tokio::time::Instant::now() > deadline {
+            break m;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let get = |k: &str| sample(&m, k);
+    assert_eq!(get(ok), 3.0, "{m}");
+    assert_eq!(
+        get("oauth_mail_proxy_logins_failed_total{reason=\"bad_credentials\"}"),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        get("oauth_mail_proxy_upstream_auth_failures_total"),
+        0.0,
+        "{m}"
+    );
+    assert_eq!(
+        get(&format!(
+            "oauth_mail_proxy_connections_total{{{imap_label}}}"
+        )),
+        3.0,
+        "{m}"
+    );
+    assert_eq!(
+        get(&format!(
+            "oauth_mail_proxy_connections_total{{{pop3_label}}}"
+        )),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        get(&format!(
+            "oauth_mail_proxy_connections_open{{{imap_label}}}"
+        )),
+        0.0,
+        "{m}"
+    );
+    assert_eq!(
+        get(&format!(
+            "oauth_mail_proxy_connections_open{{{pop3_label}}}"
+        )),
+        0.0,
+        "{m}"
+    );
+    let bytes = |l: &str, dir: &str| {
+        get(&format!(
+            "oauth_mail_proxy_spliced_bytes_total{{{l},direction=\"{dir}\"}}"
+        ))
+    };
+    assert!(bytes(&imap_label, "client_to_upstream") > 0.0, "{m}");
+    assert!(
+        bytes(&imap_label, "upstream_to_client") >= fetched as f64,
+        "the fetched message went down: {m}"
+    );
+    assert!(bytes(&pop3_label, "client_to_upstream") > 0.0, "{m}");
+    assert!(bytes(&pop3_label, "upstream_to_client") > 0.0, "{m}");
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the proxy stops")
+        .unwrap();
+}
