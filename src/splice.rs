@@ -158,9 +158,6 @@ async fn copy_both(
         })
         .await;
     }
-    if std::env::var("OAUTH_MAIL_PROXY_SPLICE").is_ok_and(|v| v == "tokio") {
-        return tokio::io::copy_bidirectional_with_sizes(down, up, SPLICE_BUFFER, SPLICE_BUFFER).await;
-    }
     let (mut to_up, mut to_down) = (BufferedDir::new(), BufferedDir::new());
     poll_fn(|cx| {
         if a.is_none() {

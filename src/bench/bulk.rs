@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::client::Client;
 use super::env::{Env, PASSWORD, Proxy, USER};
-use super::proc::{ClientMeter, median};
+use super::proc::{ClientMeter, median, within};
 use super::report::{Row, with_client};
 
 pub struct Bulk {
@@ -74,10 +74,20 @@ pub async fn run(
         for _ in 0..b.rounds {
             // The client is measured in both directions: either figure may be its limit.
             let m = ClientMeter::start();
-            direct.push(round(env, p, tls, false, upload, b, token).await?);
+            let what = if tls {
+                "direct TLS round"
+            } else {
+                "direct plain round"
+            };
+            direct.push(within(what, round(env, p, tls, false, upload, b, token)).await?);
             client_busy = client_busy.max(m.busy());
             let (c0, m) = (p.cpu(), ClientMeter::start());
-            proxy.push(round(env, p, tls, true, upload, b, token).await?);
+            let what = if tls {
+                "proxy TLS round"
+            } else {
+                "proxy plain round"
+            };
+            proxy.push(within(what, round(env, p, tls, true, upload, b, token)).await?);
             proxy_cpu += p.cpu() - c0;
             proxy_bytes += b.total as f64;
             client_busy = client_busy.max(m.busy());

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::client::Client;
 use super::env::{Env, PASSWORD, Proxy, USER};
-use super::proc::{ClientMeter, median};
+use super::proc::{ClientMeter, median, within};
 use super::report::{Row, with_client};
 
 /// One round; (MB/s, messages/s).
@@ -58,12 +58,12 @@ pub async fn run(env: &Env, p: &Proxy, token: &str, rounds: usize) -> std::io::R
         let (mut proxy_cpu, mut busy) = (0.0, 0.0f64);
         for _ in 0..rounds {
             let m = ClientMeter::start();
-            let (mb, msgs) = round(env, p, tls, false, token).await?;
+            let (mb, msgs) = within("direct round", round(env, p, tls, false, token)).await?;
             busy = busy.max(m.busy());
             direct.push(mb);
             dm.push(msgs);
             let (c0, m) = (p.cpu(), ClientMeter::start());
-            let (mb, msgs) = round(env, p, tls, true, token).await?;
+            let (mb, msgs) = within("proxy round", round(env, p, tls, true, token)).await?;
             busy = busy.max(m.busy());
             proxy_cpu += p.cpu() - c0;
             proxy.push(mb);

@@ -75,6 +75,22 @@ impl ClientMeter {
     }
 }
 
+/// How long one measured round may take before it counts as stalled.
+pub const ROUND_LIMIT: Duration = Duration::from_secs(120);
+
+/// `f`, or an error naming `what` when it takes longer than [`ROUND_LIMIT`] (a stall
+/// must fail the scenario, not hang the benchmark).
+pub async fn within<T>(
+    what: &str,
+    f: impl std::future::Future<Output = std::io::Result<T>>,
+) -> std::io::Result<T> {
+    tokio::time::timeout(ROUND_LIMIT, f).await.map_err(|_| {
+        std::io::Error::other(format!(
+            "{what}: stalled (no result within {ROUND_LIMIT:?})"
+        ))
+    })?
+}
+
 /// The soft limit on open files.
 pub fn nofile_limit() -> u64 {
     std::fs::read_to_string("/proc/self/limits")

@@ -108,3 +108,15 @@ pub fn with_client(note: String, busy: f64) -> String {
         None => note,
     }
 }
+
+/// The scenario's rows, or one FAILED row saying why (the run goes on).
+pub fn or_failed(scenario: &str, r: std::io::Result<Vec<Row>>) -> Vec<Row> {
+    r.unwrap_or_else(|e| {
+        eprintln!("{scenario}: FAILED: {e}");
+        vec![
+            Row::new(scenario, "FAILED", "-", None, 0.0)
+                .target("completes", false)
+                .note(e.to_string()),
+        ]
+    })
+}

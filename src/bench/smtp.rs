@@ -16,7 +16,7 @@ use tokio_rustls::rustls::pki_types::ServerName;
 
 use super::client::Io;
 use super::env::{Env, PASSWORD, Proxy, USER};
-use super::proc::{ClientMeter, median};
+use super::proc::{ClientMeter, median, within};
 use super::report::{Row, with_client};
 
 /// A minimal SMTP submission client for the load.
@@ -168,12 +168,12 @@ pub async fn run(
         let (mut sent, up0) = (0, up.data_bytes());
         for _ in 0..rounds {
             let m = ClientMeter::start();
-            let (mbs, n) = round(env, p, tls, false, total, token).await?;
+            let (mbs, n) = within("direct round", round(env, p, tls, false, total, token)).await?;
             busy = busy.max(m.busy());
             direct.push(mbs);
             sent += n;
             let (c0, m) = (p.cpu(), ClientMeter::start());
-            let (mbs, n) = round(env, p, tls, true, total, token).await?;
+            let (mbs, n) = within("proxy round", round(env, p, tls, true, total, token)).await?;
             busy = busy.max(m.busy());
             proxy_cpu += p.cpu() - c0;
             proxy_bytes += n as f64;

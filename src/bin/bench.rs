@@ -14,7 +14,7 @@ mod bench;
 use std::path::Path;
 use std::time::Duration;
 
-use bench::report::Row;
+use bench::report::{Row, or_failed};
 use clap::Parser;
 
 #[derive(Parser)]
@@ -115,13 +115,19 @@ fn main() -> anyhow::Result<()> {
         rt.block_on(async {
             if want("download") {
                 eprintln!("bulk download ...");
-                rows.extend(bench::bulk::run(&env, &p, &bulk, &token, false).await?);
+                rows.extend(or_failed(
+                    "1 bulk download",
+                    bench::bulk::run(&env, &p, &bulk, &token, false).await,
+                ));
             }
             if want("fetch") {
                 match (&env.dovecot, &dovecot_error) {
                     (Some(d), _) => {
                         eprintln!("Dovecot FETCH of {} messages ...", d.messages);
-                        rows.extend(bench::mailfetch::run(&env, &p, &token, rounds).await?);
+                        rows.extend(or_failed(
+                            "1b Dovecot FETCH",
+                            bench::mailfetch::run(&env, &p, &token, rounds).await,
+                        ));
                     }
                     (None, e) => rows.push(
                         Row::new("1b Dovecot FETCH", "skipped", "-", None, 0.0)
@@ -131,16 +137,25 @@ fn main() -> anyhow::Result<()> {
             }
             if want("upload") {
                 eprintln!("bulk upload ...");
-                rows.extend(bench::bulk::run(&env, &p, &bulk, &token, true).await?);
+                rows.extend(or_failed(
+                    "2 bulk upload",
+                    bench::bulk::run(&env, &p, &bulk, &token, true).await,
+                ));
             }
             if want("smtp") {
                 eprintln!("SMTP DATA upload ...");
-                rows.extend(bench::smtp::run(&env, &p, bulk.total, rounds, &token).await?);
+                rows.extend(or_failed(
+                    "2b SMTP DATA upload",
+                    bench::smtp::run(&env, &p, bulk.total, rounds, &token).await,
+                ));
             }
             if want("logins") {
                 eprintln!("logins ...");
                 let n = if args.quick { 200 } else { 1000 };
-                rows.extend(bench::logins::run(&env, &p, &token, n, rounds).await?);
+                rows.extend(or_failed(
+                    "3 logins",
+                    bench::logins::run(&env, &p, &token, n, rounds).await,
+                ));
             }
             Ok::<_, std::io::Error>(())
         })?;
@@ -158,7 +173,10 @@ fn main() -> anyhow::Result<()> {
         for tls in [false, true] {
             eprintln!("{sessions} idle sessions (tls: {tls}) ...");
             let p = env.proxy(&[(bench::env::USER.into(), hash.clone())], "1m");
-            rows.extend(rt.block_on(bench::sessions::run(&env, &p, sessions, tls))?);
+            rows.extend(or_failed(
+                "4 idle sessions",
+                rt.block_on(bench::sessions::run(&env, &p, sessions, tls)),
+            ));
         }
     }
     if want("refresh") {
@@ -175,7 +193,10 @@ fn main() -> anyhow::Result<()> {
             .collect();
         let p = env.proxy(&accounts, &bench::refresh::margin());
         let run_for = Duration::from_secs(lifetime + 20);
-        rows.extend(rt.block_on(bench::refresh::run(&env, p.plain, thresholds, run_for))?);
+        rows.extend(or_failed(
+            "5 token refresh",
+            rt.block_on(bench::refresh::run(&env, p.plain, thresholds, run_for)),
+        ));
         rows.push(Row::new(
             "proxy process (refresh)",
             "peak RSS (VmHWM)",

@@ -199,7 +199,7 @@ pub enum UpstreamAuthError {
     #[error("upstream temporarily unable to authenticate: {0}")]
     Unavailable(String),
     /// STARTTLS was required but the server did not offer it or refused it.
-    #[error("upstream does not offer STARTTLS; refusing to continue in cleartext")]
+    #[error("upstream did not offer or refused STARTTLS; refusing to continue in cleartext")]
     StartTlsUnavailable,
     /// The server does not offer the configured SASL mechanism.
     #[error("upstream does not offer AUTH={0}")]

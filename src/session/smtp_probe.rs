@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::connector;
-use crate::driver::{Upgrade, drive};
+use crate::driver::Upgrade;
 use crate::proto::smtp::{ProbeEvent, SmtpProbe};
 use crate::proto::{Limits, UpstreamTls};
 
@@ -67,10 +67,14 @@ async fn probe(lc: &ListenerCtx, limits: Limits) -> Result<Vec<String>, String> 
         ),
         _ => Upgrade::Unavailable,
     };
-    let mut machine = SmtpProbe::new(target.tls, limits, "localhost");
-    let deadline = Instant::now() + target.timeout * 3;
-    match drive(&mut stream, &mut machine, &upgrade, deadline).await {
+    let machine = SmtpProbe::new(target.tls, limits, "localhost");
+    match super::upstream::drive_stepwise(&mut stream, machine, &upgrade, target.timeout).await {
         Ok(ProbeEvent::Extensions(ext)) => Ok(ext),
-        Err(e) => Err(e.to_string()),
+        Err((step, e)) => Err(super::upstream::describe_step_failure(
+            server,
+            step,
+            &e,
+            target.timeout,
+        )),
     }
 }

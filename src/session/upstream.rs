@@ -3,6 +3,8 @@
 //! upstream machine, and one retry with a fresh token when the server rejects it (so a
 //! token revoked early does not need a new `login`).
 
+use std::time::Duration;
+
 use secrecy::SecretString;
 use tokio::time::Instant;
 use tracing::{debug, warn};
@@ -112,49 +114,71 @@ pub async fn connect_and_login<P: Protocol>(
         host: server.host.clone(),
         port: server.port,
     };
-    let mut machine = Stepped::new(P::upstream(login, limits, hint));
-    // Each step (greeting, capabilities, STARTTLS, TLS handshake, authentication) gets
-    // its own `upstream_timeout`.
-    loop {
-        let deadline = Instant::now() + target.timeout;
-        let step = machine.step;
-        match drive(&mut stream, &mut machine, &upgrade, deadline).await {
-            Ok(StepEvent::Next) => continue,
-            Ok(StepEvent::Done(event)) => {
-                let (capabilities, leftover) = P::Up::logged_in(event);
-                return Ok(LoggedIn {
-                    stream,
-                    server: server.clone(),
-                    capabilities,
-                    leftover,
-                });
-            }
-            Err(DriveError::Machine(e)) => {
-                return Err(match P::Up::auth_error(&e) {
-                    Some(a) => UpstreamFailure::Auth(a.clone()),
-                    None => UpstreamFailure::Other(format!("{server}: {step}: {e}")),
-                });
-            }
-            Err(DriveError::Timeout) => {
-                return Err(UpstreamFailure::Other(format!(
-                    "{server}: {step}: timed out after {:?}",
-                    target.timeout
-                )));
-            }
-            Err(DriveError::Tls(e)) => {
-                return Err(UpstreamFailure::Other(format!(
-                    "{server}: {step} failed: {}",
-                    crate::tls::describe_handshake_error(&e)
-                )));
-            }
-            Err(e) => return Err(UpstreamFailure::Other(format!("{server}: {step}: {e}"))),
+    let machine = P::upstream(login, limits, hint);
+    match drive_stepwise(&mut stream, machine, &upgrade, target.timeout).await {
+        Ok(event) => {
+            let (capabilities, leftover) = P::Up::logged_in(event);
+            Ok(LoggedIn {
+                stream,
+                server: server.clone(),
+                capabilities,
+                leftover,
+            })
         }
+        Err((_, DriveError::Machine(e))) if P::Up::auth_error(&e).is_some() => {
+            let auth = P::Up::auth_error(&e).cloned().expect("checked above");
+            Err(UpstreamFailure::Auth(auth))
+        }
+        Err((step, e)) => Err(UpstreamFailure::Other(describe_step_failure(
+            server,
+            step,
+            &e,
+            target.timeout,
+        ))),
+    }
+}
+
+/// Drives an upstream machine to its event, giving each step (greeting,
+/// capabilities, STARTTLS, TLS handshake, authentication) its own `timeout`. On
+/// failure, says which step failed.
+pub(super) async fn drive_stepwise<M: Machine>(
+    stream: &mut Stream,
+    machine: M,
+    upgrade: &Upgrade,
+    timeout: Duration,
+) -> Result<M::Event, (Step, DriveError<M::Error>)> {
+    let mut machine = Stepped::new(machine);
+    loop {
+        let deadline = Instant::now() + timeout;
+        let step = machine.step;
+        match drive(stream, &mut machine, upgrade, deadline).await {
+            Ok(StepEvent::Next) => continue,
+            Ok(StepEvent::Done(event)) => return Ok(event),
+            Err(e) => return Err((step, e)),
+        }
+    }
+}
+
+/// The log text for a failed step: which server, which step, why.
+pub(super) fn describe_step_failure<E: std::fmt::Display>(
+    server: &ServerAddr,
+    step: Step,
+    e: &DriveError<E>,
+    timeout: Duration,
+) -> String {
+    match e {
+        DriveError::Timeout => format!("{server}: {step}: timed out after {timeout:?}"),
+        DriveError::Tls(e) => format!(
+            "{server}: {step} failed: {}",
+            crate::tls::describe_handshake_error(e)
+        ),
+        e => format!("{server}: {step}: {e}"),
     }
 }
 
 /// One step of an upstream login, each with its own timeout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
+pub(super) enum Step {
     Greeting,
     Capabilities,
     StartTls,
