@@ -20,8 +20,25 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILTER")]
     pub log: Option<String>,
 
+    /// Log line format on stderr: `text` (human-readable) or `json` (one JSON object
+    /// per line: `timestamp`, `level`, `target`, `fields.message`, ...).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log the pre-auth exchange with clients and the upstream logins line by line
+    /// (target `protocol`, level info), every password, token and SASL payload redacted.
+    #[arg(long, global = true)]
+    pub trace_protocol: bool,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

@@ -43,4 +43,5 @@ pub mod stream;
 pub mod testkit;
 pub mod throttle;
 pub mod tls;
+pub mod trace;
 pub mod verdict_cache;

@@ -9,7 +9,7 @@ use clap::Parser;
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
-use oauth_mail_proxy::cli::{Cli, Command};
+use oauth_mail_proxy::cli::{Cli, Command, LogFormat};
 use oauth_mail_proxy::config::Config;
 
 mod ops_cli;
@@ -24,7 +24,7 @@ fn main() -> ExitCode {
     // One rustls provider for the whole process (see STYLE.md: never two).
     let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
-    init_tracing(cli.log.as_deref());
+    init_tracing(cli.log.as_deref(), cli.log_format, cli.trace_protocol);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -44,17 +44,28 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(filter: Option<&str>) {
+/// Logging on stderr: `--log` (else `RUST_LOG`, else `info`) as the filter, text or
+/// JSON lines. The `protocol` target (`--trace-protocol`, see `trace`) is off unless
+/// asked for, whatever the filter says.
+fn init_tracing(filter: Option<&str>, format: LogFormat, trace_protocol: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = match filter {
         Some(f) => EnvFilter::new(f),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
-    tracing_subscriber::fmt()
+    let protocol = if trace_protocol {
+        "protocol=info"
+    } else {
+        "protocol=off"
+    };
+    let filter = filter.add_directive(protocol.parse().expect("a valid directive"));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().with_ansi(false).init(),
+    }
 }
 
 fn load_config(cli: &Cli) -> Result<Config> {

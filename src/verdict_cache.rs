@@ -9,9 +9,10 @@
 //! * Entries live for a fixed TTL; the cache is bounded (expired entries are purged
 //!   when it is full; if it is still full, new verdicts are simply not cached).
 //! * The value stored lets the caller check the verdict still applies (for accounts:
-//!   the password hash that matched, so a changed password or a revoked app password
-//!   invalidates the entry at once). A new cache comes with every rebuilt `Accounts`
-//!   (config reload), and [`VerdictCache::clear`] drops everything.
+//!   the password hash or app-password digest that matched, so a changed password or
+//!   a revoked app password invalidates the entry at once). A new cache comes with
+//!   every rebuilt `Accounts` (config reload), and [`VerdictCache::clear`] drops
+//!   everything.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};

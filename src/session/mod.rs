@@ -29,6 +29,7 @@ use crate::metrics::{ListenerMetrics, LoginFailure, Metrics, PreauthReject};
 use crate::oauth::{TokenError, TokenManager};
 use crate::proto::{Credentials, LocalTls, LoginRejection, UpstreamAuthError};
 use crate::stream::Stream;
+use crate::trace::{Role, Traced, Tracer};
 use secrecy::SecretString;
 
 /// What every session of the process shares.
@@ -201,6 +202,7 @@ async fn login<P: Protocol>(
         }
     };
     let mut machine = P::downstream(lc, local_tls, lc.cfg.limits).await;
+    let mut tracer = Tracer::start(P::KIND, Role::Server, || format!("client {peer}"));
     let mut failures = 0u32;
     let count = |e: DriveError<_>, failures: u32| {
         if let Some(r) = preauth_reason(&e, failures, &lc.cfg.limits) {
@@ -209,7 +211,8 @@ async fn login<P: Protocol>(
         down_err(e)
     };
     loop {
-        let event = drive(&mut down, &mut machine, &upgrade, deadline)
+        let mut traced = Traced::new(&mut machine, tracer.as_mut());
+        let event = drive(&mut down, &mut traced, &upgrade, deadline)
             .await
             .map_err(|e| count(e, failures))?;
         let creds = match P::Down::event(event) {
@@ -253,7 +256,8 @@ async fn login<P: Protocol>(
             } => {
                 shared.metrics.login_ok();
                 machine.accept(capabilities.as_deref());
-                let event = drive(&mut down, &mut machine, &upgrade, deadline)
+                let mut traced = Traced::new(&mut machine, tracer.as_mut());
+                let event = drive(&mut down, &mut traced, &upgrade, deadline)
                     .await
                     .map_err(down_err)?;
                 let leftover = match P::Down::event(event) {

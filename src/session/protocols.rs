@@ -28,6 +28,8 @@ pub trait Backend: Machine + Send {
 pub trait Protocol: Send + Sync + 'static {
     type Down: Frontend;
     type Up: Backend;
+    /// Which protocol this is (for the protocol trace).
+    const KIND: crate::config::Protocol;
     /// The downstream machine for a new connection on `lc`.
     fn downstream(
         lc: &ListenerCtx,
@@ -109,6 +111,7 @@ machine!(SmtpProbe, smtp::ProbeEvent, SmtpError);
 pub struct Imap;
 
 impl Protocol for Imap {
+    const KIND: crate::config::Protocol = crate::config::Protocol::Imap;
     type Down = ImapDownstream;
     type Up = ImapUpstream;
     async fn downstream(_lc: &ListenerCtx, tls: LocalTls, limits: Limits) -> ImapDownstream {
@@ -122,6 +125,7 @@ impl Protocol for Imap {
 pub struct Pop3;
 
 impl Protocol for Pop3 {
+    const KIND: crate::config::Protocol = crate::config::Protocol::Pop3;
     type Down = Pop3Downstream;
     type Up = Pop3Upstream;
     async fn downstream(_lc: &ListenerCtx, tls: LocalTls, limits: Limits) -> Pop3Downstream {
@@ -140,6 +144,7 @@ const SMTP_HOSTNAME: &str = "localhost";
 const SMTP_DEFAULT_DOMAIN: &str = "localhost";
 
 impl Protocol for Smtp {
+    const KIND: crate::config::Protocol = crate::config::Protocol::Smtp;
     type Down = SmtpDownstream;
     type Up = SmtpUpstream;
     async fn downstream(lc: &ListenerCtx, tls: LocalTls, limits: Limits) -> SmtpDownstream {

@@ -17,6 +17,7 @@ use crate::driver::{DriveError, Machine, Upgrade, drive};
 use crate::oauth::{TokenError, TokenManager};
 use crate::proto::{Interrupt, Io, Limits, UpstreamAuthError, UpstreamLogin, UpstreamTls};
 use crate::stream::Stream;
+use crate::trace::{Role, Traced, Tracer};
 
 /// An upstream connection that has logged in.
 pub struct LoggedIn {
@@ -114,8 +115,10 @@ pub async fn connect_and_login<P: Protocol>(
         host: server.host.clone(),
         port: server.port,
     };
-    let machine = P::upstream(login, limits, hint);
-    match drive_stepwise(&mut stream, machine, &upgrade, target.timeout).await {
+    let mut machine = P::upstream(login, limits, hint);
+    let mut tracer = Tracer::start(P::KIND, Role::Client, || format!("upstream {server}"));
+    let traced = Traced::new(&mut machine, tracer.as_mut());
+    match drive_stepwise(&mut stream, traced, &upgrade, target.timeout).await {
         Ok(event) => {
             let (capabilities, leftover) = P::Up::logged_in(event);
             Ok(LoggedIn {

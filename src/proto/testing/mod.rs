@@ -16,11 +16,12 @@ use super::{
     DownstreamEvent, Interrupt, Io, Limits, LocalTls, LoginRejection, UpstreamEvent, smtp,
 };
 
+mod bounds;
 mod properties;
 mod reads;
 mod upstream;
 
-pub(crate) use properties::Buffered;
+pub(crate) use bounds::Buffered;
 pub(crate) use reads::*;
 pub(crate) use upstream::*;
 
