@@ -103,6 +103,12 @@ pub enum Command {
     },
     /// Check the config file and exit.
     CheckConfig,
+    /// GET URL (the admin listener's `/healthz`) and exit 0 on a 2xx answer, 1
+    /// otherwise: a container HEALTHCHECK without curl in the image.
+    Healthcheck {
+        #[arg(default_value = "http://127.0.0.1:8025/healthz")]
+        url: String,
+    },
     /// Self-contained demo: test OAuth server, an XOAUTH2-only IMAP server and the
     /// proxy on loopback; logs in through the proxy with a plain LOGIN.
     Demo {

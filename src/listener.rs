@@ -131,6 +131,12 @@ impl Server {
         self.admin.as_ref().and_then(|(l, _)| l.local_addr().ok())
     }
 
+    /// Cancelling this closes spliced sessions at once (e.g. a second SIGTERM while
+    /// draining) instead of after `drain_timeout`.
+    pub fn force_close_token(&self) -> CancellationToken {
+        self.shared.drain.clone()
+    }
+
     /// The process's metrics.
     pub fn metrics(&self) -> Arc<Metrics> {
         self.shared.metrics.clone()

@@ -76,6 +76,7 @@ fn load_config(cli: &Cli) -> Result<Config> {
 async fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::HashPassword => hash_password(),
+        Command::Healthcheck { url } => healthcheck(url).await,
         Command::AppPassword { action } => app_password(&load_config(&cli)?, action),
         Command::CheckConfig => {
             let c = load_config(&cli)?;
@@ -101,28 +102,34 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(oauth_mail_proxy::demo::run(opts, shutdown).await?)
         }
         Command::Serve => {
+            // Registered first: a SIGHUP during startup must not kill the process.
+            let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
             let config = load_config(&cli)?;
             let server = oauth_mail_proxy::listener::Server::bind(config).await?;
             let shutdown = CancellationToken::new();
             let s = shutdown.clone();
+            let force = server.force_close_token();
             tokio::spawn(async move {
                 wait_for_signal().await;
                 tracing::info!("shutting down: no new connections; draining spliced sessions");
                 s.cancel();
+                wait_for_signal().await;
+                tracing::info!("second signal: closing the remaining sessions now");
+                force.cancel();
             });
             let (reload_tx, reloads) = tokio::sync::mpsc::unbounded_channel();
-            tokio::spawn(async move {
-                use tokio::signal::unix::{SignalKind, signal};
-                let Ok(mut hup) = signal(SignalKind::hangup()) else {
-                    tracing::warn!("cannot listen for SIGHUP: reload unavailable");
-                    return;
-                };
-                while hup.recv().await.is_some() {
-                    if reload_tx.send(()).is_err() {
-                        return;
-                    }
+            match hup {
+                Ok(mut hup) => {
+                    tokio::spawn(async move {
+                        while hup.recv().await.is_some() {
+                            if reload_tx.send(()).is_err() {
+                                return;
+                            }
+                        }
+                    });
                 }
-            });
+                Err(e) => tracing::warn!("cannot listen for SIGHUP ({e}): reload unavailable"),
+            }
             server.run_with_reloads(shutdown, reloads).await;
             Ok(())
         }
@@ -221,6 +228,19 @@ fn app_password(config: &Config, action: &oauth_mail_proxy::cli::AppPasswordActi
             eprintln!("App password \"{name}\" of {account} revoked.");
         }
     }
+    Ok(())
+}
+
+/// `healthcheck URL`: a GET with short timeouts; an error unless the answer is 2xx.
+async fn healthcheck(url: &str) -> Result<()> {
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()?;
+    let status = http.get(url).send().await?.status();
+    if !status.is_success() {
+        bail!("{url}: {status}");
+    }
+    println!("{url}: {status}");
     Ok(())
 }
 

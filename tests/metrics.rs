@@ -13,6 +13,7 @@ use common::{ImapClient, Pop3Client};
 use oauth_mail_proxy::config::Config;
 use oauth_mail_proxy::listener::Server;
 use secrecy::SecretString;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// The value of the sample `name{labels}` (labels written as in the text), or 0.
@@ -51,24 +52,25 @@ impl Admin {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn counters_move_by_what_the_clients_did() {
-    let rig = Rig::start().await;
-    rig.store_tokens(HOUR);
+/// A proxy in this process with the admin listener on port 0 and these listeners.
+async fn start(
+    rig: &Rig,
+    protocols: &[&'static str],
+    extra_proxy: &str,
+) -> (Admin, Vec<SocketAddr>, CancellationToken, JoinHandle<()>) {
     let admin_password = oauth_mail_proxy::secret::random_token(16);
     let admin_hash =
         oauth_mail_proxy::accounts::hash_password(&SecretString::from(admin_password.clone()));
-    let path = write_config(
-        rig.dir.path(),
-        &[
-            rig.listener("imap", "none", "implicit"),
-            rig.listener("pop3", "none", "implicit"),
-        ],
-        &[rig.account("xoauth2")],
-    );
+    let listeners: Vec<_> = protocols
+        .iter()
+        .map(|p| rig.listener(p, "none", "implicit"))
+        .collect();
+    let path = write_config(rig.dir.path(), &listeners, &[rig.account("xoauth2")]);
     let text = std::fs::read_to_string(&path).unwrap().replacen(
         "[proxy]\n",
-        &format!("[proxy]\nadmin = \"127.0.0.1:0\"\nadmin_password_hash = \"{admin_hash}\"\n"),
+        &format!(
+            "[proxy]\nadmin = \"127.0.0.1:0\"\nadmin_password_hash = \"{admin_hash}\"\n{extra_proxy}"
+        ),
         1,
     );
     std::fs::write(&path, text).unwrap();
@@ -82,6 +84,21 @@ async fn counters_move_by_what_the_clients_did() {
         password: admin_password,
         http: reqwest::Client::new(),
     };
+    (admin, addrs, shutdown, task)
+}
+
+async fn stop(shutdown: CancellationToken, task: JoinHandle<()>) {
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the proxy stops")
+        .unwrap();
+}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_move_by_what_the_clients_did() {
+    let rig = Rig::start().await;
+    rig.store_tokens(HOUR);
+    let (admin, addrs, shutdown, task) = start(&rig, &["imap", "pop3"], "").await;
     let (imap, pop3) = (addrs[0].port(), addrs[1].port());
     let imap_label = format!("listener=\"imap {}\"", addrs[0]);
     let pop3_label = format!("listener=\"pop3 {}\"", addrs[1]);
@@ -199,9 +216,58 @@ async fn counters_move_by_what_the_clients_did() {
     );
     assert!(bytes(&pop3_label, "client_to_upstream") > 0.0, "{m}");
     assert!(bytes(&pop3_label, "upstream_to_client") > 0.0, "{m}");
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .expect("the proxy stops")
-        .unwrap();
+    stop(shutdown, task).await;
+}
+
+/// A client that never logs in (preauth_timeout) and one that fails every login
+/// allowed on its connection are counted by reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preauth_rejections_by_reason() {
+    let rig = Rig::start().await;
+    rig.store_tokens(HOUR);
+    let (admin, addrs, shutdown, task) = start(
+        &rig,
+        &["imap"],
+        "preauth_timeout = \"1s\"\nmax_auth_failures = 2\n",
+    )
+    .await;
+    let port = addrs[0].port();
+    let reason = |m: &str, r: &str| {
+        sample(
+            m,
+            &format!("oauth_mail_proxy_preauth_rejections_total{{reason=\"{r}\"}}"),
+        )
+    };
+    let mut idle = ImapClient::connect(port).await;
+    let mut failing = ImapClient::connect(port).await;
+    for _ in 0..2 {
+        let r = failing.command(&format!("LOGIN {USER} \"wrong\"")).await;
+        assert!(!r.is_ok(), "{r:?}");
+    }
+    let bye = failing.conn.read_line().await;
+    assert!(bye.starts_with("* BYE"), "{bye}");
+    assert!(failing.conn.closed().await, "closed after the last failure");
+    assert!(idle.conn.closed().await, "closed at the pre-auth timeout");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let m = loop {
+        let m = admin.metrics().await;
+        if reason(&m, "timeout") + reason(&m, "too_many_failures") >= 2.0
+            || tokio::time::Instant::now() > deadline
+        {
+            break m;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(reason(&m, "too_many_failures"), 1.0, "{m}");
+    assert_eq!(reason(&m, "timeout"), 1.0, "{m}");
+    assert_eq!(reason(&m, "busy"), 0.0, "{m}");
+    assert_eq!(
+        sample(
+            &m,
+            "oauth_mail_proxy_logins_failed_total{reason=\"bad_credentials\"}"
+        ),
+        2.0,
+        "{m}"
+    );
+    stop(shutdown, task).await;
 }

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::client::Client;
 use super::env::{Env, PASSWORD, Proxy, USER};
-use super::proc::ClientMeter;
+use super::proc::{ClientMeter, within};
 use super::report::{Row, with_client};
 use super::smtp::{Smtp, chunk};
 
@@ -83,7 +83,7 @@ where
     Fut: std::future::Future<Output = io::Result<()>>,
 {
     while Instant::now() < stop {
-        counts.add(kind, op().await);
+        counts.add(kind, within(KINDS[kind], op()).await);
         tokio::time::sleep(pause).await;
     }
 }

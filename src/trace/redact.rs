@@ -26,6 +26,8 @@ struct Line {
     buf: Zeroizing<Vec<u8>>,
     /// Bytes of the line so far (kept or not), line feed excluded.
     len: usize,
+    /// Whether the last byte so far is a carriage return.
+    cr: bool,
 }
 
 impl Line {
@@ -39,6 +41,9 @@ impl Line {
         let room = KEEP.saturating_sub(self.buf.len()).min(part.len());
         self.buf.extend_from_slice(&part[..room]);
         self.len += part.len();
+        if let Some(&last) = part.last() {
+            self.cr = last == b'\r';
+        }
         (part.len() + usize::from(done), done)
     }
 
@@ -46,9 +51,9 @@ impl Line {
     fn finish(&mut self) -> (Zeroizing<Vec<u8>>, usize) {
         let mut buf = std::mem::take(&mut self.buf);
         let mut len = std::mem::take(&mut self.len);
-        if buf.last() == Some(&b'\r') && buf.len() == len {
-            buf.pop();
+        if std::mem::take(&mut self.cr) {
             len -= 1;
+            buf.truncate(len);
         }
         (buf, len)
     }
@@ -251,11 +256,9 @@ impl Redactor {
                 self.literal = None;
                 self.continued = None;
             }
-            if self.data == Data::Asked {
-                self.data = match text.starts_with(b"354") {
-                    true => Data::Body,
-                    false => Data::No,
-                };
+            // Pipelined MAIL and RCPT replies may come first.
+            if self.data == Data::Asked && text.starts_with(b"354") {
+                self.data = Data::Body;
             }
         }
         shown(text, len)

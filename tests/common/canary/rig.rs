@@ -176,6 +176,15 @@ impl CanaryRig {
     /// `serve --log trace` with `listeners` (Alice XOAUTH2, Bob OAUTHBEARER, token
     /// endpoint through the tee); returns the process and each listener's port.
     pub async fn serve(&self, listeners: &[ListenerSpec]) -> (ServeProcess, Vec<u16>) {
+        self.serve_with(listeners, &["--log", "trace"]).await
+    }
+
+    /// [`CanaryRig::serve`] with these global options instead of `--log trace`.
+    pub async fn serve_with(
+        &self,
+        listeners: &[ListenerSpec],
+        options: &[&str],
+    ) -> (ServeProcess, Vec<u16>) {
         let cfg = self.auth.config();
         let authorize_url = self.auth.authorize_url();
         let token_url = self.tee.url_for(&self.auth.token_url());
@@ -207,7 +216,7 @@ impl CanaryRig {
             path
         };
         let log = dir.join("serve.log");
-        let proxy = ServeProcess::start(write, &["--log", "trace"], &log).await;
+        let proxy = ServeProcess::start(write, options, &log).await;
         let ports = ports.into_inner().unwrap();
         for &p in &ports[1..] {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
