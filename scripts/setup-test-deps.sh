@@ -2,7 +2,8 @@
 # Installs what the integration tests need beyond the Rust toolchain:
 #   - Dovecot 2.3 (imapd, pop3d, submissiond) as a real XOAUTH2 upstream; the tests
 #     start private instances with their own config, so the system service must not run;
-#   - python3 and curl (used by scripts and the demo); openssl (RSA test keys for
+#   - python3 and curl (used by scripts and the demo), python3-yaml (tests/packaging.rs
+#     parses the compose and Kubernetes examples); openssl (RSA test keys for
 #     the jwt_bearer test);
 #   - chromium and chromium-driver (the admin page's real-browser test,
 #     tests/admin_browser.rs, drives headless Chromium through WebDriver);
@@ -14,7 +15,7 @@ set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
 
-PACKAGES=(dovecot-imapd dovecot-pop3d dovecot-submissiond python3 curl openssl chromium chromium-driver)
+PACKAGES=(dovecot-imapd dovecot-pop3d dovecot-submissiond python3 python3-yaml curl openssl chromium chromium-driver)
 POLICY=/usr/sbin/policy-rc.d
 SCRIPT="$(readlink -f "${BASH_SOURCE[0]}")"
 

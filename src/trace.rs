@@ -41,8 +41,12 @@ pub fn enabled() -> bool {
     tracing::enabled!(target: TARGET, tracing::Level::INFO)
 }
 
-/// One traced conversation: its redactor and what the log lines name it.
-pub struct Tracer {
+/// One traced conversation. Boxed: an `Option<Tracer>` in every session's future
+/// costs one pointer while tracing is off.
+pub struct Tracer(Box<Conversation>);
+
+/// A traced conversation's redactor and what the log lines name it.
+struct Conversation {
     redactor: Redactor,
     role: Role,
     proto: Protocol,
@@ -53,17 +57,19 @@ pub struct Tracer {
 impl Tracer {
     /// A tracer when the protocol trace is on, else `None` (and `peer` is not called).
     pub fn start(proto: Protocol, role: Role, peer: impl FnOnce() -> String) -> Option<Tracer> {
-        enabled().then(|| Tracer {
-            redactor: Redactor::new(proto),
-            role,
-            proto,
-            peer: peer(),
+        enabled().then(|| {
+            Tracer(Box::new(Conversation {
+                redactor: Redactor::new(proto),
+                role,
+                proto,
+                peer: peer(),
+            }))
         })
     }
 
     /// Bytes read from the peer.
     pub fn received(&mut self, bytes: &[u8]) {
-        let from = match self.role {
+        let from = match self.0.role {
             Role::Server => From::Client,
             Role::Client => From::Server,
         };
@@ -72,7 +78,7 @@ impl Tracer {
 
     /// Bytes written to the peer.
     pub fn sent(&mut self, bytes: &[u8]) {
-        let from = match self.role {
+        let from = match self.0.role {
             Role::Server => From::Server,
             Role::Client => From::Client,
         };
@@ -89,21 +95,22 @@ impl Tracer {
             From::Client => "C:",
             From::Server => "S:",
         };
-        for line in self.redactor.push(from, bytes) {
+        for line in self.0.redactor.push(from, bytes) {
             self.log(tag, &line);
         }
     }
 
     fn log(&self, tag: &str, line: &str) {
-        let side = match self.role {
+        let c = &self.0;
+        let side = match c.role {
             Role::Server => "downstream",
             Role::Client => "upstream",
         };
         tracing::info!(
             target: TARGET,
-            proto = self.proto.name(),
+            proto = c.proto.name(),
             side,
-            peer = %self.peer,
+            peer = %c.peer,
             "{tag} {line}"
         );
     }

@@ -216,6 +216,14 @@ async fn counters_move_by_what_the_clients_did() {
     );
     assert!(bytes(&pop3_label, "client_to_upstream") > 0.0, "{m}");
     assert!(bytes(&pop3_label, "upstream_to_client") > 0.0, "{m}");
+    // The account gauges come from the token store.
+    let acc = format!("{{account=\"{USER}\"}}");
+    let expiry = get(&format!("oauth_mail_proxy_token_expiry_seconds{acc}"));
+    assert!(expiry > 3000.0 && expiry <= 3600.0, "{m}");
+    assert!(
+        m.contains(&format!("oauth_mail_proxy_account_needs_login{acc} 0")),
+        "{m}"
+    );
     stop(shutdown, task).await;
 }
 

@@ -217,3 +217,38 @@ async fn sigterm_lets_a_transfer_in_progress_finish() {
         .unwrap_or_else(|| panic!("no exit after the session ended:\n{}", serve.output()));
     assert!(status.success(), "{status}:\n{}", serve.output());
 }
+
+/// A second SIGTERM while draining closes the spliced sessions at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_sigterm_ends_the_drain() {
+    let rig = Rig::start().await;
+    rig.store_tokens(HOUR);
+    let log = rig.dir.path().join("serve.log");
+    let mut serve = ServeProcess::start(
+        |port| {
+            config(
+                &rig,
+                &[port],
+                &[rig.account("xoauth2")],
+                "drain_timeout = \"10m\"\n",
+            )
+        },
+        &[],
+        &log,
+    )
+    .await;
+    let (mut c, ok) = login(serve.port, USER, &rig.password).await;
+    assert!(ok);
+    sigterm(&serve.child);
+    serve.wait_for_output("shutting down", 1).await;
+    assert!(
+        c.command("NOOP").await.is_ok(),
+        "still spliced while draining"
+    );
+    sigterm(&serve.child);
+    let status = wait_exit(&mut serve.child, Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|| panic!("no exit after the second SIGTERM:\n{}", serve.output()));
+    assert!(status.success(), "{status}:\n{}", serve.output());
+    assert!(c.conn.closed().await, "the spliced session was closed");
+}

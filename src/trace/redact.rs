@@ -170,7 +170,16 @@ impl Redactor {
             return None;
         }
         let (cmd, args) = rest.split_once(' ').unwrap_or((rest, ""));
-        match cmd.to_ascii_uppercase().as_str() {
+        let known = [
+            "CAPABILITY",
+            "NOOP",
+            "STARTTLS",
+            "LOGOUT",
+            "ID",
+            "LOGIN",
+            "AUTHENTICATE",
+        ];
+        match verb(cmd, &known) {
             "CAPABILITY" | "NOOP" | "STARTTLS" | "LOGOUT" if args.is_empty() => Some(s.into()),
             "ID" if is_printable(args) => Some(s.into()),
             "LOGIN" => login(text),
@@ -182,7 +191,10 @@ impl Redactor {
     fn pop3_command(&mut self, text: &[u8]) -> Option<String> {
         let s = std::str::from_utf8(text).ok()?;
         let (cmd, args) = s.split_once(' ').unwrap_or((s, ""));
-        match cmd.to_ascii_uppercase().as_str() {
+        let known = [
+            "CAPA", "STLS", "QUIT", "NOOP", "RSET", "AUTH", "USER", "PASS", "APOP",
+        ];
+        match verb(cmd, &known) {
             "CAPA" | "STLS" | "QUIT" | "NOOP" | "RSET" | "AUTH" if args.is_empty() => {
                 Some(s.into())
             }
@@ -200,7 +212,11 @@ impl Redactor {
     fn smtp_command(&mut self, text: &[u8]) -> Option<String> {
         let s = std::str::from_utf8(text).ok()?;
         let (cmd, args) = s.split_once(' ').unwrap_or((s, ""));
-        match cmd.to_ascii_uppercase().as_str() {
+        let known = [
+            "STARTTLS", "QUIT", "NOOP", "RSET", "HELP", "EHLO", "HELO", "LHLO", "MAIL", "RCPT",
+            "DATA", "AUTH",
+        ];
+        match verb(cmd, &known) {
             "STARTTLS" | "QUIT" | "NOOP" | "RSET" | "HELP" if args.is_empty() => Some(s.into()),
             "EHLO" | "HELO" | "LHLO" | "MAIL" | "RCPT" if is_printable(args) => Some(s.into()),
             "DATA" if args.is_empty() => {
@@ -291,6 +307,16 @@ fn login(text: &[u8]) -> Option<String> {
         Some(user) => format!("{tag} {cmd} {user} [REDACTED]"),
         None => format!("{tag} {cmd} [REDACTED]"),
     })
+}
+
+/// The one of `known` that `cmd` is (ignoring case), else `""`. (No upper-cased
+/// copy: an unknown "command" may be a password.)
+fn verb(cmd: &str, known: &[&'static str]) -> &'static str {
+    known
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(cmd))
+        .copied()
+        .unwrap_or("")
 }
 
 /// The length of the IMAP literal a line announces (`{N}` or `{N+}` at its end).

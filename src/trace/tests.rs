@@ -296,3 +296,14 @@ fn odd_mechanism_names_and_long_lines_are_redacted() {
     let lines = run(Protocol::Smtp, &[(S, "220 a\x1b[31mb\r\n")]);
     assert_eq!(lines, ["S: 220 a\\u{1b}[31mb"]);
 }
+
+#[test]
+fn tracing_off_costs_one_pointer_per_session() {
+    assert_eq!(
+        std::mem::size_of::<Option<super::Tracer>>(),
+        std::mem::size_of::<usize>()
+    );
+    // No subscriber in unit tests: the trace is off and no tracer is made.
+    let t = super::Tracer::start(Protocol::Imap, super::Role::Server, || unreachable!());
+    assert!(t.is_none());
+}
