@@ -87,6 +87,8 @@ pub fn ensure_generated(state_dir: &Path) -> Result<(PathBuf, PathBuf), TlsError
         path: p.display().to_string(),
         source,
     };
+    // The state dir holds secrets: never let this be the call that creates it 0755.
+    crate::private_file::create_private_dir(state_dir).map_err(|e| werr(state_dir, e))?;
     std::fs::create_dir_all(dir).map_err(|e| werr(dir, e))?;
     crate::private_file::write_private_file(&key, ck.signing_key.serialize_pem().as_bytes())
         .map_err(|e| werr(&key, e))?;
