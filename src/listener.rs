@@ -74,7 +74,11 @@ impl Server {
             accounts: std::sync::RwLock::new(Arc::new(accounts_of(&config))),
             tokens: crate::ops::notify::attach(
                 TokenManager::new(store, http, config.proxy.refresh_margin)
-                    .with_refresh_token_warning(config.proxy.refresh_token_warning),
+                    .with_refresh_token_warning(config.proxy.refresh_token_warning)
+                    .with_refresh_observer({
+                        let m = metrics.clone();
+                        Arc::new(move |ok| m.refresh(ok))
+                    }),
                 &config.proxy,
             )
             .0,

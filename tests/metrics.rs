@@ -232,7 +232,8 @@ async fn counters_move_by_what_the_clients_did() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preauth_rejections_by_reason() {
     let rig = Rig::start().await;
-    rig.store_tokens(HOUR);
+    // Tokens living 1 s (under refresh_margin): the good login refreshes once.
+    rig.store_tokens(Duration::from_secs(1));
     let (admin, addrs, shutdown, task) = start(
         &rig,
         &["imap"],
@@ -246,6 +247,12 @@ async fn preauth_rejections_by_reason() {
             &format!("oauth_mail_proxy_preauth_rejections_total{{reason=\"{r}\"}}"),
         )
     };
+    let mut c = ImapClient::connect(port).await;
+    let r = c
+        .command(&format!("LOGIN {USER} \"{}\"", rig.password))
+        .await;
+    assert!(r.is_ok(), "{r:?}");
+    c.logout().await;
     let mut idle = ImapClient::connect(port).await;
     let mut failing = ImapClient::connect(port).await;
     for _ in 0..2 {
@@ -269,6 +276,13 @@ async fn preauth_rejections_by_reason() {
     assert_eq!(reason(&m, "too_many_failures"), 1.0, "{m}");
     assert_eq!(reason(&m, "timeout"), 1.0, "{m}");
     assert_eq!(reason(&m, "busy"), 0.0, "{m}");
+    let refreshes = |r: &str| {
+        sample(
+            &m,
+            &format!("oauth_mail_proxy_token_refreshes_total{{result=\"{r}\"}}"),
+        )
+    };
+    assert_eq!((refreshes("ok"), refreshes("failed")), (1.0, 0.0), "{m}");
     assert_eq!(
         sample(
             &m,

@@ -64,6 +64,7 @@ impl TokenManager {
                 None,
             ),
         };
+        self.observe_refresh(&outcome);
         match outcome {
             RefreshOutcome::Refreshed(new) => {
                 let token = new.access_token.clone();

@@ -99,6 +99,8 @@ struct Inner {
     refresh_warning: Duration,
     slots: DashMap<String, Arc<Slot>>,
     notices: Option<notify::Notices>,
+    /// Told the result of every token request (refresh or app-only fetch): metrics.
+    on_refresh: Option<Arc<dyn Fn(bool) + Send + Sync>>,
 }
 
 /// Per-account state. The async mutex is the single-flight lock: whoever holds it
@@ -146,7 +148,24 @@ impl TokenManager {
                 refresh_warning: DEFAULT_REFRESH_TOKEN_WARNING,
                 slots: DashMap::new(),
                 notices: None,
+                on_refresh: None,
             }),
+        }
+    }
+
+    /// Calls `f(ok)` after each token request (refresh or app-only fetch); call
+    /// before cloning.
+    pub fn with_refresh_observer(mut self, f: Arc<dyn Fn(bool) + Send + Sync>) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.on_refresh = Some(f),
+            None => tracing::warn!("with_refresh_observer on a shared TokenManager; ignored"),
+        }
+        self
+    }
+
+    fn observe_refresh(&self, outcome: &RefreshOutcome) {
+        if let Some(f) = &self.inner.on_refresh {
+            f(matches!(outcome, RefreshOutcome::Refreshed(_)));
         }
     }
 
@@ -358,6 +377,7 @@ impl TokenManager {
         };
 
         let (outcome, retry_after) = self.refresh(account, &rec, &refresh_token).await;
+        self.observe_refresh(&outcome);
         match outcome {
             RefreshOutcome::Refreshed(new) => {
                 self.notice_resolved(name);
