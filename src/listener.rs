@@ -226,6 +226,23 @@ pub(crate) fn accounts_of(config: &Config) -> Accounts {
     )
 }
 
+/// Pending connections the kernel queues per listener before `accept`. The std/tokio
+/// default (128) overflows under a burst of connects, and Linux then drops them
+/// silently; the kernel caps this at `net.core.somaxconn`.
+const BACKLOG: u32 = 4096;
+
+/// Binds a listening socket with [`BACKLOG`] (`SO_REUSEADDR` as std does).
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
 /// Builds one listener's runtime parts and binds it.
 pub(crate) async fn bind_listener(
     config: &Config,
@@ -252,12 +269,10 @@ pub(crate) async fn bind_listener(
         client_config: crate::tls::client_config(l.upstream.ca.as_deref()).map_err(tls_err)?,
         timeout: config.proxy.upstream_timeout,
     };
-    let tcp = TcpListener::bind(l.bind)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: l.bind,
-            source,
-        })?;
+    let tcp = listen(l.bind).map_err(|source| ServeError::Bind {
+        addr: l.bind,
+        source,
+    })?;
     let addr = tcp.local_addr().unwrap_or(l.bind);
     let ctx = ListenerCtx {
         cfg: l.clone(),

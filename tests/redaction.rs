@@ -139,6 +139,7 @@ async fn trace_log_of_imap_logins_holds_no_secret() {
     c.logout().await;
     rig.collect_tokens();
 
+    rig.scrape_admin().await;
     let (status, output) = proxy.terminate().await;
     assert!(status.success(), "serve exited with {status}:\n{output}");
 

@@ -166,6 +166,7 @@ async fn trace_log_of_pop3_and_smtp_logins_holds_no_secret() {
         assert!(fields.iter().any(|x| x == f), "no {f} in {fields:?}");
     }
 
+    rig.scrape_admin().await;
     let (status, output) = proxy.terminate().await;
     assert!(status.success(), "serve exited with {status}:\n{output}");
     assert_eq!(

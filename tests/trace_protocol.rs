@@ -84,6 +84,7 @@ async fn trace_protocol_shows_the_exchange_and_no_secret() {
     c.quit().await;
     rig.collect_tokens();
 
+    rig.scrape_admin().await;
     let (status, output) = proxy.terminate().await;
     assert!(status.success(), "serve exited with {status}:\n{output}");
     let lines = trace_lines(&output);

@@ -16,3 +16,5 @@ pub mod report;
 pub mod sessions;
 pub mod smtp;
 pub mod soak;
+#[cfg(test)]
+mod stall_tests;

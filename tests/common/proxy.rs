@@ -91,6 +91,7 @@ pub struct TestProxy {
     pub addrs: Vec<SocketAddr>,
     pub config: Config,
     shutdown: CancellationToken,
+    force_close: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -101,16 +102,20 @@ impl TestProxy {
         let server = Server::bind(config.clone()).await.expect("proxy binds");
         let addrs = server.local_addrs();
         let shutdown = CancellationToken::new();
+        let force_close = server.force_close_token();
         let task = tokio::spawn(server.run(shutdown.clone()));
         TestProxy {
             addrs,
             config,
             shutdown,
+            force_close,
             task,
         }
     }
 
+    /// Stops the proxy; spliced sessions are closed at once (no drain).
     pub async fn stop(self) {
+        self.force_close.cancel();
         self.shutdown.cancel();
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), self.task).await;
     }

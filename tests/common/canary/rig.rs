@@ -43,6 +43,11 @@ pub struct CanaryRig {
     pub ports: Vec<u16>,
     /// Everything the clients received, searched as well.
     pub transcript: String,
+    /// The admin listener's password (planted) and port.
+    admin_password: String,
+    admin_port: u16,
+    /// What `/metrics`, `/api/accounts` and the overview page served.
+    admin_pages: String,
 }
 
 impl CanaryRig {
@@ -65,7 +70,9 @@ impl CanaryRig {
         let password = format!("{}!%+ {}", token(9), token(9));
         let wrong = format!("{}&?= {}", token(9), token(9));
         let hash = oauth_mail_proxy::accounts::hash_password(&SecretString::from(password.clone()));
+        let admin_password = token(18);
         let mut secrets = Secrets::default();
+        secrets.add("admin password", &admin_password);
         secrets.add("local password", &password);
         secrets.add("wrong password", &wrong);
         let cfg = auth.config().clone();
@@ -91,6 +98,9 @@ impl CanaryRig {
             hash,
             ports,
             transcript: String::new(),
+            admin_password,
+            admin_port: crate::common::process::free_port(),
+            admin_pages: String::new(),
         }
     }
 
@@ -204,6 +214,14 @@ impl CanaryRig {
             let accounts = [account(ALICE, "xoauth2"), account(BOB, "oauthbearer")];
             let path = write_config(&dir, listeners, &accounts);
             let mut text = std::fs::read_to_string(&path).unwrap();
+            let admin_hash = oauth_mail_proxy::accounts::hash_password(&SecretString::from(
+                self.admin_password.clone(),
+            ));
+            let admin = format!(
+                "[proxy]\nadmin = \"127.0.0.1:{}\"\nadmin_password_hash = \"{admin_hash}\"\n",
+                self.admin_port
+            );
+            text = text.replacen("[proxy]\n", &admin, 1);
             let mut chosen = vec![port];
             chosen.extend((1..listeners.len()).map(|_| free_port()));
             for p in &chosen {
@@ -231,6 +249,24 @@ impl CanaryRig {
         (proxy, ports)
     }
 
+    /// Fetches `/metrics`, `/api/accounts` and the overview page from the running
+    /// proxy's admin listener, to be searched by [`Self::assert_no_leaks`].
+    pub async fn scrape_admin(&mut self) {
+        let http = reqwest::Client::new();
+        for path in ["/metrics", "/api/accounts", "/"] {
+            let url = format!("http://127.0.0.1:{}{path}", self.admin_port);
+            let resp = http
+                .get(&url)
+                .basic_auth("admin", Some(&self.admin_password))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+            assert!(resp.status().is_success(), "GET {url}: {}", resp.status());
+            let body = resp.text().await.unwrap();
+            self.admin_pages.push_str(&format!("{path}:\n{body}\n"));
+        }
+    }
+
     /// Adds what a client received to the transcript.
     pub fn record(&mut self, what: &str, reply: impl Debug) {
         self.transcript.push_str(&format!("{what}: {reply:?}\n"));
@@ -251,5 +287,14 @@ impl CanaryRig {
             .assert_clean("the log of serve --log trace", output);
         self.secrets
             .assert_clean("the replies the clients received", &self.transcript);
+        assert!(
+            self.admin_pages
+                .contains("oauth_mail_proxy_logins_ok_total"),
+            "scrape_admin() was not called before the proxy stopped"
+        );
+        self.secrets.assert_clean(
+            "/metrics, /api/accounts and the admin page",
+            &self.admin_pages,
+        );
     }
 }
