@@ -227,8 +227,8 @@ async fn counters_move_by_what_the_clients_did() {
     stop(shutdown, task).await;
 }
 
-/// A client that never logs in (preauth_timeout) and one that fails every login
-/// allowed on its connection are counted by reason.
+/// Clients dropped before login are counted by reason: the pre-auth timeout, the
+/// last allowed failed login, a too long line, a too large literal, too many errors.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preauth_rejections_by_reason() {
     let rig = Rig::start().await;
@@ -262,6 +262,28 @@ async fn preauth_rejections_by_reason() {
     let bye = failing.conn.read_line().await;
     assert!(bye.starts_with("* BYE"), "{bye}");
     assert!(failing.conn.closed().await, "closed after the last failure");
+    // A line over max_line, a `{n+}` literal over max_literal, and max_errors (5)
+    // invalid commands: each closes its connection and counts under its reason.
+    let mut long = ImapClient::connect(port).await;
+    long.conn.write_all(&vec![b'a'; 9000]).await;
+    assert!(long.conn.read_line().await.contains("BAD Line too long"));
+    assert!(long.conn.closed().await, "closed after a too long line");
+    let mut literal = ImapClient::connect(port).await;
+    literal.conn.send_line("a1 LOGIN {100000+}").await;
+    assert!(literal.conn.read_line().await.starts_with("a1 BAD"));
+    assert!(literal.conn.read_line().await.starts_with("* BYE"));
+    assert!(
+        literal.conn.closed().await,
+        "closed after a too large literal"
+    );
+    let mut errors = ImapClient::connect(port).await;
+    for i in 0..5 {
+        errors.conn.send_line(&format!("e{i} NONSENSE")).await;
+        let bad = errors.conn.read_line().await;
+        assert!(bad.starts_with(&format!("e{i} BAD")), "{bad}");
+    }
+    assert!(errors.conn.read_line().await.starts_with("* BYE"));
+    assert!(errors.conn.closed().await, "closed after too many errors");
     assert!(idle.conn.closed().await, "closed at the pre-auth timeout");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let m = loop {
@@ -276,6 +298,9 @@ async fn preauth_rejections_by_reason() {
     assert_eq!(reason(&m, "too_many_failures"), 1.0, "{m}");
     assert_eq!(reason(&m, "timeout"), 1.0, "{m}");
     assert_eq!(reason(&m, "busy"), 0.0, "{m}");
+    assert_eq!(reason(&m, "line_too_long"), 1.0, "{m}");
+    assert_eq!(reason(&m, "literal_too_long"), 1.0, "{m}");
+    assert_eq!(reason(&m, "too_many_errors"), 1.0, "{m}");
     let refreshes = |r: &str| {
         sample(
             &m,

@@ -144,12 +144,18 @@ impl Client {
         }
     }
 
+    /// Writes `data` and flushes it. Over TLS the flush is required: tokio-rustls may
+    /// keep the last records of a write in rustls' send buffer (when the socket is
+    /// full), and nothing else sends them while we wait for the reply.
+    async fn send(&mut self, data: &[u8]) -> io::Result<()> {
+        self.io.write_all(data).await?;
+        self.io.flush().await
+    }
+
     /// Sends `cmd` and waits for its tagged OK.
     pub async fn command(&mut self, cmd: &str) -> io::Result<String> {
         let tag = self.next_tag();
-        self.io
-            .write_all(format!("{tag} {cmd}\r\n").as_bytes())
-            .await?;
+        self.send(format!("{tag} {cmd}\r\n").as_bytes()).await?;
         self.finish(&tag).await
     }
 
@@ -175,15 +181,14 @@ impl Client {
             self.io.write_all(&chunk[..n]).await?;
             left -= n as u64;
         }
-        self.io.write_all(b"\r\n").await?;
+        // The end of the command, and everything still buffered in rustls.
+        self.send(b"\r\n").await?;
         self.finish(&tag).await.map(|_| ())
     }
 
     pub async fn logout(mut self) -> io::Result<()> {
         let tag = self.next_tag();
-        self.io
-            .write_all(format!("{tag} LOGOUT\r\n").as_bytes())
-            .await?;
+        self.send(format!("{tag} LOGOUT\r\n").as_bytes()).await?;
         let r = self.finish(&tag).await.map(|_| ());
         let _ = self.io.shutdown().await;
         r

@@ -94,6 +94,15 @@ impl Default for Limits {
     }
 }
 
+/// The pre-login limit that made a downstream machine close the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    LineTooLong,
+    LiteralTooLong,
+    TooManyErrors,
+    TooManyFailures,
+}
+
 /// What the local (downstream) side of a listener offers with respect to TLS, as the
 /// downstream machine sees it at this moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 
 use super::line::InputBuffer;
-use super::{Credentials, DownstreamEvent, Interrupt, Io, Limits};
+use super::{CloseReason, Credentials, DownstreamEvent, Interrupt, Io, Limits};
 
 /// One thing a downstream machine hands out, in order.
 #[derive(Debug)]
@@ -26,6 +26,8 @@ pub(crate) struct Outbox<E> {
     queue: VecDeque<Step<E>>,
     errors: u32,
     failures: u32,
+    /// The limit that closed the connection, if one did.
+    reason: Option<CloseReason>,
 }
 
 impl<E> Outbox<E> {
@@ -34,6 +36,7 @@ impl<E> Outbox<E> {
             queue: VecDeque::new(),
             errors: 0,
             failures: 0,
+            reason: None,
         }
     }
 
@@ -65,12 +68,30 @@ impl<E> Outbox<E> {
     /// Counts a refusal; `true` when it reaches `limits.max_errors`.
     pub(crate) fn count_error(&mut self, limits: &Limits) -> bool {
         self.errors += 1;
-        self.errors >= limits.max_errors
+        let reached = self.errors >= limits.max_errors;
+        if reached {
+            self.limit_hit(CloseReason::TooManyErrors);
+        }
+        reached
     }
 
     /// Counts a rejected login; `true` when it reaches `limits.max_auth_failures`.
     pub(crate) fn count_failure(&mut self, limits: &Limits) -> bool {
         self.failures += 1;
-        self.failures >= limits.max_auth_failures
+        let reached = self.failures >= limits.max_auth_failures;
+        if reached {
+            self.limit_hit(CloseReason::TooManyFailures);
+        }
+        reached
+    }
+
+    /// Records the limit that is closing the connection (the first one counts).
+    pub(crate) fn limit_hit(&mut self, reason: CloseReason) {
+        self.reason.get_or_insert(reason);
+    }
+
+    /// The limit that closed the connection, if one did.
+    pub(crate) fn close_reason(&self) -> Option<CloseReason> {
+        self.reason
     }
 }

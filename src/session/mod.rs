@@ -27,7 +27,7 @@ use crate::driver::{DriveError, Upgrade, drive};
 use crate::error::{SessionError, Side};
 use crate::metrics::{ListenerMetrics, LoginFailure, Metrics, PreauthReject};
 use crate::oauth::{TokenError, TokenManager};
-use crate::proto::{Credentials, LocalTls, LoginRejection, UpstreamAuthError};
+use crate::proto::{CloseReason, Credentials, LocalTls, LoginRejection, UpstreamAuthError};
 use crate::stream::Stream;
 use crate::trace::{Role, Traced, Tracer};
 use secrecy::SecretString;
@@ -147,19 +147,20 @@ async fn splice_session(
     Ok(())
 }
 
-/// Why a pre-auth connection was dropped, as far as the session can tell: the
-/// deadline, or the close that followed the last allowed failed login. (Closes for
-/// a too long line or too many errors look like a LOGOUT from here.)
+/// Why a pre-auth connection was dropped: the deadline, or the limit the machine
+/// says closed it (`None` for a LOGOUT/QUIT or the client going away).
 fn preauth_reason<E: std::fmt::Display>(
     e: &DriveError<E>,
-    failures: u32,
-    limits: &crate::proto::Limits,
+    closed_by: Option<CloseReason>,
 ) -> Option<PreauthReject> {
-    match e {
-        DriveError::Timeout => Some(PreauthReject::Timeout),
-        DriveError::Closed if failures >= limits.max_auth_failures => {
-            Some(PreauthReject::TooManyFailures)
-        }
+    match (e, closed_by) {
+        (DriveError::Timeout, _) => Some(PreauthReject::Timeout),
+        (DriveError::Closed, Some(r)) => Some(match r {
+            CloseReason::LineTooLong => PreauthReject::LineTooLong,
+            CloseReason::LiteralTooLong => PreauthReject::LiteralTooLong,
+            CloseReason::TooManyErrors => PreauthReject::TooManyErrors,
+            CloseReason::TooManyFailures => PreauthReject::TooManyFailures,
+        }),
         _ => None,
     }
 }
@@ -203,18 +204,18 @@ async fn login<P: Protocol>(
     };
     let mut machine = P::downstream(lc, local_tls, lc.cfg.limits).await;
     let mut tracer = Tracer::start(P::KIND, Role::Server, || format!("client {peer}"));
-    let mut failures = 0u32;
-    let count = |e: DriveError<_>, failures: u32| {
-        if let Some(r) = preauth_reason(&e, failures, &lc.cfg.limits) {
+    let count = |e: DriveError<_>, closed_by: Option<CloseReason>| {
+        if let Some(r) = preauth_reason(&e, closed_by) {
             shared.metrics.preauth_rejected(r);
         }
         down_err(e)
     };
     loop {
         let mut traced = Traced::new(&mut machine, tracer.as_mut());
-        let event = drive(&mut down, &mut traced, &upgrade, deadline)
-            .await
-            .map_err(|e| count(e, failures))?;
+        let event = match drive(&mut down, &mut traced, &upgrade, deadline).await {
+            Ok(event) => event,
+            Err(e) => return Err(count(e, machine.close_reason())),
+        };
         let creds = match P::Down::event(event) {
             DownEvent::Login(creds) => creds,
             DownEvent::Done { .. } => {
@@ -226,7 +227,6 @@ async fn login<P: Protocol>(
         };
         let Some(account) = shared.accounts().authenticate(&creds).await else {
             shared.metrics.login_failed(LoginFailure::BadCredentials);
-            failures += 1;
             let delay = shared
                 .throttle
                 .failed(peer.ip(), &creds.username, Instant::now());
@@ -245,10 +245,7 @@ async fn login<P: Protocol>(
         let outcome = upstream_login::<P>(shared, lc, &account, &ehlo, password.as_ref()).await;
         drop(password);
         match outcome {
-            UpstreamOutcome::Rejected(reason) => {
-                failures += 1;
-                machine.reject(reason)
-            }
+            UpstreamOutcome::Rejected(reason) => machine.reject(reason),
             UpstreamOutcome::LoggedIn {
                 stream: up,
                 capabilities,

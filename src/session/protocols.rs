@@ -14,6 +14,8 @@ pub trait Frontend: Machine + Send {
     fn event(ev: Self::Event) -> DownEvent;
     fn accept(&mut self, upstream_capabilities: Option<&str>);
     fn reject(&mut self, reason: LoginRejection);
+    /// The pre-login limit that closed the connection, if one did.
+    fn close_reason(&self) -> Option<crate::proto::CloseReason>;
 }
 
 /// The machine facing the real server.
@@ -82,6 +84,9 @@ macro_rules! protocol_machines {
             }
             fn reject(&mut self, reason: LoginRejection) {
                 $down::reject(self, reason)
+            }
+            fn close_reason(&self) -> Option<crate::proto::CloseReason> {
+                $down::close_reason(self)
             }
         }
 

@@ -120,6 +120,11 @@ impl ImapDownstream {
 
     /// Accepts the pending login: `TAG OK [CAPABILITY caps] Logged in`, then `Done`.
     /// Ignored when no login is pending.
+    /// The pre-login limit that closed the connection, if one did.
+    pub fn close_reason(&self) -> Option<crate::proto::CloseReason> {
+        self.out.close_reason()
+    }
+
     pub fn accept(&mut self, upstream_capabilities: Option<&str>) {
         match std::mem::replace(&mut self.state, State::Finished) {
             State::Decision { tag } => {

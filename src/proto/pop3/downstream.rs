@@ -23,7 +23,7 @@ use super::encode::{self, err, ok};
 use super::types::{DownstreamEvent, LoginRejection, Pop3Error};
 use crate::proto::line::{InputBuffer, LineStatus, find_line, strip_eol};
 use crate::proto::preauth::{Outbox, Step};
-use crate::proto::{Interrupt, Io, Limits, LocalTls};
+use crate::proto::{CloseReason, Interrupt, Io, Limits, LocalTls};
 
 /// The sans-I/O POP3 server side up to the end of login.
 #[derive(Debug)]
@@ -111,6 +111,11 @@ impl Pop3Downstream {
     /// capabilities in that reply (clients ask CAPA again after login, and that goes
     /// upstream), so `upstream_capabilities` is not used. Ignored when no login is
     /// pending.
+    /// The pre-login limit that closed the connection, if one did.
+    pub fn close_reason(&self) -> Option<crate::proto::CloseReason> {
+        self.out.close_reason()
+    }
+
     pub fn accept(&mut self, upstream_capabilities: Option<&str>) {
         let _ = upstream_capabilities;
         match std::mem::replace(&mut self.state, State::Finished) {
@@ -207,7 +212,10 @@ impl Pop3Downstream {
                     self.state = State::Command;
                     return Ok(false);
                 }
-                LineStatus::TooLong => self.close_with(err(None, "Line too long")),
+                LineStatus::TooLong => {
+                    self.out.limit_hit(CloseReason::LineTooLong);
+                    self.close_with(err(None, "Line too long"))
+                }
                 LineStatus::Line(n) => {
                     let last = n == self.buf.len();
                     let action = self.decide(&self.buf.as_slice()[..n], last);

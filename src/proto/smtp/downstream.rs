@@ -150,6 +150,11 @@ impl SmtpDownstream {
     /// Accepts the pending login: `235 2.7.0 Authentication successful`, then `Done`.
     /// SMTP has no place for the upstream's capabilities: they are ignored. Ignored
     /// when no login is pending.
+    /// The pre-login limit that closed the connection, if one did.
+    pub fn close_reason(&self) -> Option<crate::proto::CloseReason> {
+        self.out.close_reason()
+    }
+
     pub fn accept(&mut self, _upstream_capabilities: Option<&str>) {
         if matches!(self.state, State::Decision) {
             self.state = State::Finished;

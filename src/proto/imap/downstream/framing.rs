@@ -6,7 +6,7 @@ use crate::proto::imap::encode::{self, tagged, untagged};
 use crate::proto::imap::parse;
 use crate::proto::imap::types::ImapError;
 use crate::proto::line::{LineStatus, find_line, strip_eol};
-use crate::proto::{Interrupt, Io};
+use crate::proto::{CloseReason, Interrupt, Io};
 
 use super::respond::Action;
 
@@ -44,7 +44,10 @@ impl ImapDownstream {
                     self.state = State::SkipLine { reply };
                     return Ok(false);
                 }
-                LineStatus::TooLong => self.close_with(reply),
+                LineStatus::TooLong => {
+                    self.out.limit_hit(CloseReason::LineTooLong);
+                    self.close_with(reply)
+                }
                 LineStatus::Line(n) => {
                     let literal = parse::trailing_literal(&self.buf.as_slice()[..n]);
                     self.buf.consume(n);
@@ -131,6 +134,7 @@ impl ImapDownstream {
                 return false;
             }
             LineStatus::TooLong => {
+                self.out.limit_hit(CloseReason::LineTooLong);
                 self.close_with(untagged("BAD Line too long"));
                 return true;
             }
@@ -174,6 +178,7 @@ impl ImapDownstream {
                 self.reply(reply, Kind::Refusal);
             }
             Some(mut reply) if len > self.limits.max_literal => {
+                self.out.limit_hit(CloseReason::LiteralTooLong);
                 reply.extend(untagged("BYE Literal too large"));
                 self.close_with(reply);
             }

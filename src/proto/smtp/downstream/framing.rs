@@ -5,7 +5,7 @@ use super::{Kind, SmtpDownstream, State};
 use crate::proto::line::{LineStatus, find_line, strip_eol};
 use crate::proto::smtp::encode;
 use crate::proto::smtp::types::SmtpError;
-use crate::proto::{Interrupt, Io};
+use crate::proto::{CloseReason, Interrupt, Io};
 
 impl SmtpDownstream {
     /// One step of work. `Ok(false)`: nothing to do without more input.
@@ -91,6 +91,7 @@ impl SmtpDownstream {
                 return false;
             }
             LineStatus::TooLong => {
+                self.out.limit_hit(CloseReason::LineTooLong);
                 self.close_with(encode::reply(500, "5.5.0", "Line too long"));
                 return true;
             }
