@@ -65,11 +65,17 @@ impl Smtp {
         }
     }
 
+    /// Writes `data` and flushes it: over TLS, tokio-rustls may keep the last records
+    /// of a write in rustls' send buffer (when the socket is full), and nothing else
+    /// sends them while we wait for the reply.
+    async fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        let w = self.io.get_mut();
+        w.write_all(data).await?;
+        w.flush().await
+    }
+
     async fn send(&mut self, cmd: &str, code: &str) -> io::Result<()> {
-        self.io
-            .get_mut()
-            .write_all(format!("{cmd}\r\n").as_bytes())
-            .await?;
+        self.write(format!("{cmd}\r\n").as_bytes()).await?;
         self.expect(code).await
     }
 
@@ -88,9 +94,7 @@ impl Smtp {
     /// Sends one message of `chunks` × `chunk` bytes (the chunk holds whole lines
     /// and no line starts with a dot); the envelope is pipelined.
     pub async fn message(&mut self, chunk: &[u8], chunks: usize) -> io::Result<u64> {
-        self.io
-            .get_mut()
-            .write_all(b"MAIL FROM:<bench@example.com>\r\nRCPT TO:<sink@example.net>\r\nDATA\r\n")
+        self.write(b"MAIL FROM:<bench@example.com>\r\nRCPT TO:<sink@example.net>\r\nDATA\r\n")
             .await?;
         self.expect("250").await?;
         self.expect("250").await?;
@@ -99,7 +103,7 @@ impl Smtp {
         for _ in 0..chunks {
             w.write_all(chunk).await?;
         }
-        w.write_all(b".\r\n").await?;
+        self.write(b".\r\n").await?;
         self.expect("250").await?;
         Ok((chunk.len() * chunks) as u64)
     }
