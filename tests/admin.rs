@@ -4,16 +4,15 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use common::admin::{random_hash, token_record};
 use common::proxy::{AccountSpec, write_config};
-use oauth_mail_proxy::admin::{self, AdminSettings, AdminState};
+use oauth_mail_proxy::admin::{self, AdminState};
 use oauth_mail_proxy::config::Config;
-use oauth_mail_proxy::metrics::{LoginFailure, Metrics};
-use oauth_mail_proxy::oauth::{TokenManager, TokenRecord, TokenStore};
+use oauth_mail_proxy::metrics::LoginFailure;
+use oauth_mail_proxy::oauth::{TokenManager, TokenStore};
 use reqwest::StatusCode;
-use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 const GOOD: &str = "good@example.com";
@@ -30,30 +29,11 @@ struct Admin {
     _dir: tempfile::TempDir,
 }
 
-fn record(account: &str, needs_login: Option<&str>) -> TokenRecord {
-    let now = oauth_mail_proxy::oauth::outcome::unix_now();
-    TokenRecord {
-        account: account.into(),
-        access_token: SecretString::from(oauth_mail_proxy::secret::random_token(24)),
-        refresh_token: Some(SecretString::from(oauth_mail_proxy::secret::random_token(
-            24,
-        ))),
-        expires_at: Some(now + 3600),
-        scopes: vec!["mail".into()],
-        obtained_at: now,
-        last_refresh: None,
-        needs_login: needs_login.map(String::from),
-        refresh_expires_at: None,
-    }
-}
-
 /// A config with GOOD (valid tokens) and STALE (marked as needing a login), and the
 /// admin listener serving it.
 async fn start() -> Admin {
     let dir = tempfile::tempdir().unwrap();
-    let hash = oauth_mail_proxy::accounts::hash_password(&SecretString::from(
-        oauth_mail_proxy::secret::random_token(12),
-    ));
+    let hash = random_hash();
     let client_secret = oauth_mail_proxy::secret::random_token(12);
     let spec = |username| AccountSpec {
         username,
@@ -68,42 +48,22 @@ async fn start() -> Admin {
     let path = write_config(dir.path(), &[], &[spec(GOOD), spec(STALE)]);
     let config = Config::load(&path).expect("test config is valid");
     let store = TokenStore::open(&config.proxy.state_dir).unwrap();
-    let good = record(GOOD, None);
+    let good = token_record(GOOD, None);
     let access_token = secrecy::ExposeSecret::expose_secret(&good.access_token).to_string();
     store.save(GOOD, &good).unwrap();
-    let stale = record(STALE, Some("refresh token rejected: invalid_grant"));
+    let stale = token_record(STALE, Some("refresh token rejected: invalid_grant"));
     store.save(STALE, &stale).unwrap();
     let tokens = TokenManager::new(store, reqwest::Client::new(), config.proxy.refresh_margin);
 
-    let password = oauth_mail_proxy::secret::random_token(16);
-    let settings = AdminSettings {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        password_hash: oauth_mail_proxy::accounts::hash_password(&SecretString::from(
-            password.clone(),
-        )),
-    };
-    let state = AdminState::new(
-        &settings,
-        Arc::new(config),
-        tokens,
-        Arc::new(Metrics::new()),
-    );
-    let listener = tokio::net::TcpListener::bind(settings.bind).await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(admin::serve(listener, state.clone(), shutdown.clone()));
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let server = common::admin::serve(config, tokens).await;
     Admin {
-        url,
-        password,
+        url: server.url,
+        password: server.password,
         access_token,
-        state,
-        http,
-        shutdown,
-        task,
+        state: server.state,
+        http: common::admin::http_client(),
+        shutdown: server.shutdown,
+        task: server.task,
         _dir: dir,
     }
 }

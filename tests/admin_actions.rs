@@ -5,18 +5,16 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::proxy::{AccountSpec, ListenerSpec, write_config};
-use oauth_mail_proxy::admin::{self, AdminSettings, AdminState};
-use oauth_mail_proxy::authserver::{AuthServer, AuthServerConfig};
+use common::admin::{imap_listener, random_hash, token_record};
+use common::proxy::{AccountSpec, write_config};
+use oauth_mail_proxy::admin;
+use oauth_mail_proxy::authserver::AuthServer;
 use oauth_mail_proxy::config::Config;
-use oauth_mail_proxy::metrics::Metrics;
-use oauth_mail_proxy::oauth::{TokenManager, TokenRecord, TokenStore};
-use oauth_mail_proxy::testkit::mini_imap::{MiniImap, MiniImapConfig};
+use oauth_mail_proxy::oauth::{TokenManager, TokenStore};
+use oauth_mail_proxy::testkit::mini_imap::MiniImap;
 use reqwest::StatusCode;
-use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use url::Url;
@@ -36,28 +34,10 @@ struct Fixture {
 }
 
 async fn start() -> Fixture {
-    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
-    let srv = AuthServer::start(
-        "127.0.0.1:0".parse().unwrap(),
-        AuthServerConfig::generated(),
-    )
-    .await
-    .unwrap();
+    let (srv, imap) = common::admin::upstreams().await;
     srv.set_device_interval(Duration::from_millis(200));
-    let imap = MiniImap::start(
-        "127.0.0.1:0".parse().unwrap(),
-        MiniImapConfig {
-            validate: srv.validator(),
-            messages: Arc::new(Vec::new()),
-            tls: None,
-        },
-    )
-    .await
-    .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let hash = oauth_mail_proxy::accounts::hash_password(&SecretString::from(
-        oauth_mail_proxy::secret::random_token(12),
-    ));
+    let hash = random_hash();
     let (authorize, token) = (srv.authorize_url(), srv.token_url());
     let device = format!(
         "flow = \"device_code\"\ndevice_authorization_url = \"{}\"\n",
@@ -76,14 +56,7 @@ async fn start() -> Fixture {
     };
     let path = write_config(
         dir.path(),
-        &[ListenerSpec {
-            protocol: "imap",
-            alternate_first: None,
-            tls: "none",
-            upstream: imap.addr(),
-            upstream_tls: "none",
-            upstream_ca: None,
-        }],
+        &[imap_listener(imap.addr())],
         &[spec(ALICE, ""), spec(BOB, &device)],
     );
     let config = Config::load(&path).expect("test config is valid");
@@ -93,35 +66,15 @@ async fn start() -> Fixture {
         oauth_mail_proxy::oauth::client::http_client().unwrap(),
         config.proxy.refresh_margin,
     );
-    let password = oauth_mail_proxy::secret::random_token(16);
-    let settings = AdminSettings {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        password_hash: oauth_mail_proxy::accounts::hash_password(&SecretString::from(
-            password.clone(),
-        )),
-    };
-    let state = AdminState::new(
-        &settings,
-        Arc::new(config),
-        tokens,
-        Arc::new(Metrics::new()),
-    );
-    let listener = tokio::net::TcpListener::bind(settings.bind).await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let shutdown = CancellationToken::new();
-    tokio::spawn(admin::serve(listener, state, shutdown.clone()));
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let server = common::admin::serve(config, tokens).await;
     Fixture {
-        url,
-        password,
+        url: server.url,
+        password: server.password,
         store,
         srv,
         imap,
-        http,
-        shutdown,
+        http: common::admin::http_client(),
+        shutdown: server.shutdown,
         _dir: dir,
     }
 }
@@ -321,20 +274,7 @@ async fn device_code_login_is_polled_in_the_background() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_and_import_through_the_api() {
     let f = start().await;
-    let now = oauth_mail_proxy::oauth::outcome::unix_now();
-    let rec = TokenRecord {
-        account: ALICE.into(),
-        access_token: SecretString::from(oauth_mail_proxy::secret::random_token(24)),
-        refresh_token: Some(SecretString::from(oauth_mail_proxy::secret::random_token(
-            24,
-        ))),
-        expires_at: Some(now + 3600),
-        scopes: vec!["mail".into()],
-        obtained_at: now,
-        last_refresh: None,
-        needs_login: None,
-        refresh_expires_at: None,
-    };
+    let rec = token_record(ALICE, None);
     f.store.save(ALICE, &rec).unwrap();
     let export = |pass: &str| {
         f.http

@@ -13,20 +13,14 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use common::proxy::{AccountSpec, ListenerSpec, write_config};
-use oauth_mail_proxy::admin::{self, AdminSettings, AdminState};
-use oauth_mail_proxy::authserver::{AuthServer, AuthServerConfig};
+use common::admin::{imap_listener, random_hash, token_record};
+use common::proxy::{AccountSpec, write_config};
 use oauth_mail_proxy::config::Config;
-use oauth_mail_proxy::metrics::Metrics;
 use oauth_mail_proxy::oauth::{TokenManager, TokenRecord, TokenStore};
-use oauth_mail_proxy::testkit::mini_imap::{MiniImap, MiniImapConfig};
-use secrecy::SecretString;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 const USER: &str = "alice@example.com";
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -222,41 +216,14 @@ impl Browser {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reauthenticate_and_verify_in_a_real_browser() {
-    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
-    let srv = AuthServer::start(
-        "127.0.0.1:0".parse().unwrap(),
-        AuthServerConfig::generated(),
-    )
-    .await
-    .unwrap();
-    let imap = MiniImap::start(
-        "127.0.0.1:0".parse().unwrap(),
-        MiniImapConfig {
-            validate: srv.validator(),
-            // Empty: `verify` then needs no FETCH of header fields, which this
-            // small server does not implement.
-            messages: Arc::new(Vec::new()),
-            tls: None,
-        },
-    )
-    .await
-    .unwrap();
+    let (srv, imap) = common::admin::upstreams().await;
 
     let dir = tempfile::tempdir().unwrap();
-    let hash = oauth_mail_proxy::accounts::hash_password(&SecretString::from(
-        oauth_mail_proxy::secret::random_token(12),
-    ));
+    let hash = random_hash();
     let (authorize, token) = (srv.authorize_url(), srv.token_url());
     let path = write_config(
         dir.path(),
-        &[ListenerSpec {
-            protocol: "imap",
-            alternate_first: None,
-            tls: "none",
-            upstream: imap.addr(),
-            upstream_tls: "none",
-            upstream_ca: None,
-        }],
+        &[imap_listener(imap.addr())],
         &[AccountSpec {
             username: USER,
             password_hash: &hash,
@@ -272,15 +239,10 @@ async fn reauthenticate_and_verify_in_a_real_browser() {
     let store = TokenStore::open(&config.proxy.state_dir).unwrap();
     let now = oauth_mail_proxy::oauth::outcome::unix_now();
     let stale = TokenRecord {
-        account: USER.into(),
-        access_token: SecretString::from(oauth_mail_proxy::secret::random_token(24)),
         refresh_token: None,
         expires_at: Some(now - 60),
-        scopes: vec!["mail".into()],
         obtained_at: now - 7200,
-        last_refresh: None,
-        needs_login: Some("refresh token rejected: invalid_grant".into()),
-        refresh_expires_at: None,
+        ..token_record(USER, Some("refresh token rejected: invalid_grant"))
     };
     store.save(USER, &stale).unwrap();
     let tokens = TokenManager::new(
@@ -288,23 +250,8 @@ async fn reauthenticate_and_verify_in_a_real_browser() {
         oauth_mail_proxy::oauth::client::http_client().unwrap(),
         config.proxy.refresh_margin,
     );
-    let password = oauth_mail_proxy::secret::random_token(16);
-    let settings = AdminSettings {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        password_hash: oauth_mail_proxy::accounts::hash_password(&SecretString::from(
-            password.clone(),
-        )),
-    };
-    let state = AdminState::new(
-        &settings,
-        Arc::new(config),
-        tokens,
-        Arc::new(Metrics::new()),
-    );
-    let listener = tokio::net::TcpListener::bind(settings.bind).await.unwrap();
-    let admin_url = format!("http://{}", listener.local_addr().unwrap());
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(admin::serve(listener, state, shutdown.clone()));
+    let server = common::admin::serve(config, tokens).await;
+    let (admin_url, password) = (server.url.clone(), server.password.clone());
 
     let b = Browser::start().await;
 
@@ -390,7 +337,6 @@ async fn reauthenticate_and_verify_in_a_real_browser() {
     assert!(std::fs::metadata(&file).unwrap().len() > 0);
 
     b.quit().await;
-    shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    let _ = server.stop().await;
     srv.shutdown().await;
 }

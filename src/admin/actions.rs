@@ -4,7 +4,7 @@
 //! result ([`super::logins::Activity`]).
 
 use axum::body::Bytes;
-use axum::extract::{Form, Path, RawQuery, State};
+use axum::extract::{Form, FromRequest, FromRequestParts, Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use secrecy::{ExposeSecret, SecretString};
@@ -25,19 +25,39 @@ fn rejected(state: &AdminState, headers: &HeaderMap, csrf: &str) -> Option<Respo
     }
 }
 
+/// The account of a page form `/accounts/{name}/..`: extracted once the form's
+/// session and anti-CSRF token pass ([`rejected`]), 404 if there is no account `name`.
+pub(super) struct AccountForm {
+    name: String,
+    account: crate::config::Account,
+}
+
+impl FromRequest<AdminState> for AccountForm {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AdminState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let Path(name) = Path::<String>::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let headers = parts.headers.clone();
+        let Form(form) = Form::<CsrfForm>::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        if let Some(r) = rejected(state, &headers, &form.csrf) {
+            return Err(r);
+        }
+        let account = logins::find_account(state, &name)
+            .map_err(|e| (StatusCode::NOT_FOUND, e).into_response())?;
+        Ok(AccountForm { name, account })
+    }
+}
+
 pub(super) async fn account_login(
     State(state): State<AdminState>,
-    Path(name): Path<String>,
     headers: HeaderMap,
-    Form(form): Form<CsrfForm>,
+    AccountForm { name, account }: AccountForm,
 ) -> Response {
-    if let Some(r) = rejected(&state, &headers, &form.csrf) {
-        return r;
-    }
-    let account = match logins::find_account(&state, &name) {
-        Ok(a) => a,
-        Err(e) => return (StatusCode::NOT_FOUND, e).into_response(),
-    };
     match logins::start(&state, &account, &headers).await {
         // Not a 303: the page's CSP (`form-action 'self'`) would block a form's
         // redirect to another origin. A page that moves on by itself is not a form
@@ -56,40 +76,20 @@ pub(super) async fn account_login(
 
 pub(super) async fn account_verify(
     State(state): State<AdminState>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    Form(form): Form<CsrfForm>,
+    AccountForm { name, account }: AccountForm,
 ) -> Response {
-    if let Some(r) = rejected(&state, &headers, &form.csrf) {
-        return r;
+    if let Err(e) = logins::verify(&state, &account).await {
+        state.inner.logins.record(&name, "verify", Some(false), e);
     }
-    match logins::find_account(&state, &name) {
-        Ok(a) => {
-            if let Err(e) = logins::verify(&state, &a).await {
-                state.inner.logins.record(&name, "verify", Some(false), e);
-            }
-            see_overview(&[])
-        }
-        Err(e) => (StatusCode::NOT_FOUND, e).into_response(),
-    }
+    see_overview(&[])
 }
 
 pub(super) async fn account_logout(
     State(state): State<AdminState>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    Form(form): Form<CsrfForm>,
+    AccountForm { account, .. }: AccountForm,
 ) -> Response {
-    if let Some(r) = rejected(&state, &headers, &form.csrf) {
-        return r;
-    }
-    match logins::find_account(&state, &name) {
-        Ok(a) => {
-            let _ = logins::logout(&state, &a).await;
-            see_overview(&[])
-        }
-        Err(e) => (StatusCode::NOT_FOUND, e).into_response(),
-    }
+    let _ = logins::logout(&state, &account).await;
+    see_overview(&[])
 }
 
 /// `GET /oauth/callback`: no session needed (the `state` is the proof, and a

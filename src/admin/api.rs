@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use secrecy::SecretString;
@@ -22,27 +23,38 @@ fn error(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, Json(json!({ "ok": false, "error": msg.into() }))).into_response()
 }
 
-/// Auth, then the account `name`.
-async fn prelude(
-    state: &AdminState,
-    headers: &HeaderMap,
-    peer: SocketAddr,
-    name: &str,
-) -> Result<crate::config::Account, Response> {
-    api_auth(state, headers, peer.ip()).await?;
-    logins::find_account(state, name).map_err(|e| error(StatusCode::NOT_FOUND, e))
+/// The account of `/api/accounts/{name}/..`: extracted after the auth passed (else
+/// the auth's answer), 404 if there is no account `name`.
+pub(super) struct ApiAccount {
+    name: String,
+    account: crate::config::Account,
+}
+
+impl FromRequestParts<AdminState> for ApiAccount {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AdminState,
+    ) -> Result<Self, Self::Rejection> {
+        let ConnectInfo(peer) = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Path(name) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        api_auth(state, &parts.headers, peer.ip()).await?;
+        let account =
+            logins::find_account(state, &name).map_err(|e| error(StatusCode::NOT_FOUND, e))?;
+        Ok(ApiAccount { name, account })
+    }
 }
 
 pub(super) async fn login(
     State(state): State<AdminState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(name): Path<String>,
     headers: HeaderMap,
+    ApiAccount { name, account }: ApiAccount,
 ) -> Response {
-    let account = match prelude(&state, &headers, peer, &name).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let flow = account.oauth.flow.name();
     match logins::start(&state, &account, &headers).await {
         Ok(LoginStart::Redirect(url)) => Json(json!({
@@ -68,14 +80,8 @@ pub(super) async fn login(
 
 pub(super) async fn verify(
     State(state): State<AdminState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
+    ApiAccount { account, .. }: ApiAccount,
 ) -> Response {
-    let account = match prelude(&state, &headers, peer, &name).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let r = match logins::verify(&state, &account).await {
         Ok(r) => r,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
@@ -106,14 +112,8 @@ pub(super) async fn verify(
 
 pub(super) async fn logout(
     State(state): State<AdminState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
+    ApiAccount { name, account }: ApiAccount,
 ) -> Response {
-    let account = match prelude(&state, &headers, peer, &name).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     match logins::logout(&state, &account).await {
         Ok(r) => Json(json!({
             "ok": true, "account": name, "done": r.done,

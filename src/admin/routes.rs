@@ -130,25 +130,37 @@ pub(super) async fn blocking<T: Send + 'static>(
         .map_err(|_| (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response())
 }
 
+/// The API's text answers: auth, then `f` on the blocking pool, sent as `content_type`.
+async fn authed_text(
+    state: &AdminState,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    content_type: &'static str,
+    f: impl FnOnce(&AdminState) -> String + Send + 'static,
+) -> Response {
+    if let Err(r) = api_auth(state, headers, peer.ip()).await {
+        return r;
+    }
+    match blocking(state, f).await {
+        Ok(text) => ([(header::CONTENT_TYPE, content_type)], text).into_response(),
+        Err(r) => r,
+    }
+}
+
 async fn metrics(
     State(state): State<AdminState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = api_auth(&state, &headers, peer.ip()).await {
-        return r;
-    }
-    match blocking(&state, AdminState::render_metrics).await {
-        Ok(text) => (
-            [(
-                header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response(),
-        Err(r) => r,
-    }
+    let content_type = "text/plain; version=0.0.4; charset=utf-8";
+    authed_text(
+        &state,
+        &headers,
+        peer,
+        content_type,
+        AdminState::render_metrics,
+    )
+    .await
 }
 
 async fn api_accounts(
@@ -156,17 +168,10 @@ async fn api_accounts(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = api_auth(&state, &headers, peer.ip()).await {
-        return r;
-    }
-    match blocking(&state, AdminState::account_statuses).await {
-        Ok(list) => (
-            [(header::CONTENT_TYPE, "application/json")],
-            crate::ops::status::to_json(&list),
-        )
-            .into_response(),
-        Err(r) => r,
-    }
+    authed_text(&state, &headers, peer, "application/json", |s| {
+        crate::ops::status::to_json(&s.account_statuses())
+    })
+    .await
 }
 
 pub(super) fn html(status: StatusCode, body: String) -> Response {

@@ -11,6 +11,7 @@
 //! Not every test binary uses every helper, hence the `allow`s.
 #![allow(dead_code, unused_imports)]
 
+pub mod admin;
 pub mod canary;
 pub mod certs;
 pub mod client;

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use oauth_mail_proxy::oauth::{TokenRecord, TokenStore};
+use oauth_mail_proxy::oauth::TokenStore;
 use secrecy::SecretString;
 use tokio::time::Instant;
 
@@ -202,20 +202,7 @@ async fn start_serve(write: impl Fn(u16) -> PathBuf, log: &std::path::Path) -> S
 
 /// Stores a long-lived access token for [`USER`] in `state`, as `login` would.
 fn store_tokens(state: &std::path::Path) {
-    let now = oauth_mail_proxy::oauth::outcome::unix_now();
     let store = TokenStore::open(state).expect("open token store");
-    let rec = TokenRecord {
-        account: USER.into(),
-        access_token: SecretString::from(oauth_mail_proxy::secret::random_token(24)),
-        refresh_token: Some(SecretString::from(oauth_mail_proxy::secret::random_token(
-            24,
-        ))),
-        expires_at: Some(now + 3600),
-        scopes: vec!["mail".into()],
-        obtained_at: now,
-        last_refresh: None,
-        needs_login: None,
-        refresh_expires_at: None,
-    };
+    let rec = crate::common::admin::token_record(USER, None);
     store.save(USER, &rec).expect("save tokens");
 }
