@@ -13,17 +13,7 @@ pub struct Ports {
     pub submissions: u16,
 }
 
-/// Who owns the mail and, when not root, runs every Dovecot process.
-#[derive(Debug, Clone)]
-pub struct MailOwner {
-    pub user: String,
-    pub group: String,
-    pub uid: u32,
-    pub gid: u32,
-    /// Dovecot runs as root and switches to `uid` for mail processes; otherwise
-    /// everything runs as the current user.
-    pub as_root: bool,
-}
+pub use oauth_mail_proxy::testkit::dovecot_sys::MailOwner;
 
 /// Everything the configuration text depends on.
 pub struct ConfInput<'a> {
