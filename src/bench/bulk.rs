@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use super::client::Client;
 use super::env::{Env, PASSWORD, Proxy, USER};
-use super::proc::{ClientMeter, median, within};
+use super::proc::{ClientMeter, CoreMeter, median, within};
+use super::relay::Relay;
 use super::report::{Row, with_client};
 
 pub struct Bulk {
@@ -15,24 +16,38 @@ pub struct Bulk {
     pub rounds: usize,
 }
 
+/// Where a round's client connects.
+#[derive(Clone, Copy)]
+enum Route {
+    Direct,
+    Proxy,
+    /// HAProxy, the reference relay (the client logs in with XOAUTH2 through it).
+    Relay,
+}
+
 /// One round: log in, then download (or upload) `total` bytes; MB/s.
+#[allow(clippy::too_many_arguments)]
 async fn round(
     env: &Env,
     p: &Proxy,
+    relay: Option<&Relay>,
     tls: bool,
-    via_proxy: bool,
+    route: Route,
     upload: bool,
     b: &Bulk,
     token: &str,
 ) -> std::io::Result<f64> {
-    let addr = match (tls, via_proxy) {
-        (false, false) => env.imap.addr(),
-        (true, false) => env.imaps.addr(),
-        (false, true) => p.plain,
-        (true, true) => p.tls,
+    let addr = match (route, relay) {
+        (Route::Direct, _) if tls => env.imaps.addr(),
+        (Route::Direct, _) => env.imap.addr(),
+        (Route::Proxy, _) if tls => p.tls,
+        (Route::Proxy, _) => p.plain,
+        (Route::Relay, Some(r)) if tls => r.tls,
+        (Route::Relay, Some(r)) => r.plain,
+        (Route::Relay, None) => return Err(std::io::Error::other("no relay")),
     };
     let mut c = Client::connect(addr, tls.then_some(&env.tls)).await?;
-    if via_proxy {
+    if matches!(route, Route::Proxy) {
         c.login(USER, PASSWORD).await?;
     } else {
         c.xoauth2(USER, token).await?;
@@ -55,9 +70,27 @@ async fn round(
     Ok(moved as f64 / 1e6 / secs)
 }
 
+/// The measured figures of one route over all rounds.
+#[derive(Default)]
+struct Tally {
+    mbps: Vec<f64>,
+    /// CPU seconds of the route's own process (proxy or relay).
+    cpu: f64,
+    bytes: f64,
+    /// Busy cores of the whole machine, highest round.
+    cores: f64,
+}
+
+impl Tally {
+    fn cpu_per_gb(&self) -> f64 {
+        self.cpu / (self.bytes / 1e9)
+    }
+}
+
 pub async fn run(
     env: &Env,
     p: &Proxy,
+    relay: Option<&Relay>,
     b: &Bulk,
     token: &str,
     upload: bool,
@@ -69,45 +102,68 @@ pub async fn run(
     };
     let mut rows = Vec::new();
     for tls in [false, true] {
-        let (mut direct, mut proxy) = (Vec::new(), Vec::new());
-        let (mut proxy_cpu, mut proxy_bytes, mut client_busy) = (0.0, 0.0, 0.0f64);
+        let label = if tls { "TLS<->TLS" } else { "plain<->plain" };
+        let (mut direct, mut proxy, mut haproxy) = <(Tally, Tally, Tally)>::default();
+        let mut client_busy = 0.0f64;
         for _ in 0..b.rounds {
-            // The client is measured in both directions: either figure may be its limit.
-            let m = ClientMeter::start();
-            let what = if tls {
-                "direct TLS round"
-            } else {
-                "direct plain round"
-            };
-            direct.push(within(what, round(env, p, tls, false, upload, b, token)).await?);
-            client_busy = client_busy.max(m.busy());
-            let (c0, m) = (p.cpu(), ClientMeter::start());
-            let what = if tls {
-                "proxy TLS round"
-            } else {
-                "proxy plain round"
-            };
-            proxy.push(within(what, round(env, p, tls, true, upload, b, token)).await?);
-            proxy_cpu += p.cpu() - c0;
-            proxy_bytes += b.total as f64;
-            client_busy = client_busy.max(m.busy());
+            let mut routes = vec![(Route::Direct, &mut direct), (Route::Proxy, &mut proxy)];
+            if relay.is_some() {
+                routes.push((Route::Relay, &mut haproxy));
+            }
+            for (route, tally) in routes {
+                let own_cpu = || match route {
+                    Route::Direct => 0.0,
+                    Route::Proxy => p.cpu(),
+                    Route::Relay => relay.map_or(0.0, Relay::cpu),
+                };
+                // The client is measured on every route: any figure may be its limit.
+                let (c0, m, cores) = (own_cpu(), ClientMeter::start(), CoreMeter::start());
+                let what = format!("{label} round ({})", route_name(route));
+                let mbps = within(&what, round(env, p, relay, tls, route, upload, b, token));
+                tally.mbps.push(mbps.await?);
+                tally.cpu += own_cpu() - c0;
+                tally.bytes += b.total as f64;
+                tally.cores = tally.cores.max(cores.cores());
+                client_busy = client_busy.max(m.busy());
+            }
         }
-        let (d, x) = (median(&direct), median(&proxy));
-        let ratio = x / d;
-        let (label, need) = if tls {
-            ("TLS<->TLS", 0.80)
-        } else {
-            ("plain<->plain", 0.95)
-        };
+        let (d, x) = (median(&direct.mbps), median(&proxy.mbps));
+        let need = if tls { 0.80 } else { 0.95 };
         let note = with_client(
-            format!("proxy {:.2} CPU s/GB", proxy_cpu / (proxy_bytes / 1e9)),
+            format!(
+                "proxy {:.2} CPU s/GB; busy cores: direct {:.2}, proxy {:.2}",
+                proxy.cpu_per_gb(),
+                direct.cores,
+                proxy.cores
+            ),
             client_busy,
         );
         rows.push(
             Row::new(name, &format!("{label} throughput"), "MB/s", Some(d), x)
-                .target(&format!("ratio >= {need}"), ratio >= need)
+                .target(&format!("ratio >= {need}"), x / d >= need)
                 .note(note),
         );
+        if relay.is_some() {
+            let r = median(&haproxy.mbps);
+            rows.push(
+                Row::new(name, &format!("{label} HAProxy relay"), "MB/s", Some(d), r).note(
+                    format!(
+                        "reference relay: {:.2} CPU s/GB, busy cores {:.2}; proxy/HAProxy {:.3}",
+                        haproxy.cpu_per_gb(),
+                        haproxy.cores,
+                        x / r
+                    ),
+                ),
+            );
+        }
     }
     Ok(rows)
+}
+
+fn route_name(r: Route) -> &'static str {
+    match r {
+        Route::Direct => "direct",
+        Route::Proxy => "proxy",
+        Route::Relay => "HAProxy",
+    }
 }

@@ -87,7 +87,7 @@ impl EmailProxy {
             return Err(format!("writing the emailproxy config failed: {status}"));
         }
         let log = std::fs::File::create(dir.join("stderr.log")).map_err(|e| e.to_string())?;
-        let child = Command::new("python3")
+        let child = super::proc::command_under_test("python3")
             .args(["-m", "emailproxy", "--no-gui", "--config-file"])
             .arg(&config)
             .arg("--log-file")

@@ -5,7 +5,7 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -175,6 +175,10 @@ impl Env {
         &self.upstream_ca
     }
 
+    pub fn upstream_key(&self) -> &Path {
+        &self.upstream_key
+    }
+
     pub fn state_dir(&self) -> PathBuf {
         self.dir.path().join("state")
     }
@@ -257,7 +261,7 @@ impl Env {
         }
         let path = self.dir.path().join("proxy.toml");
         std::fs::write(&path, s).expect("config");
-        let child = Command::new(proxy_binary())
+        let child = crate::bench::proc::command_under_test(proxy_binary())
             .args(["--log", "warn", "--config"])
             .arg(&path)
             .arg("serve")

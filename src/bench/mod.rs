@@ -12,6 +12,7 @@ pub mod logins;
 pub mod mailfetch;
 pub mod proc;
 pub mod refresh;
+pub mod relay;
 pub mod report;
 pub mod sessions;
 pub mod smtp;

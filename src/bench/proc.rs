@@ -75,6 +75,69 @@ impl ClientMeter {
     }
 }
 
+/// Busy and total jiffies of all CPUs together, from the first line of /proc/stat
+/// (busy = user + nice + system + irq + softirq + steal).
+fn machine_jiffies() -> (f64, f64) {
+    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<f64> = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let get = |i: usize| v.get(i).copied().unwrap_or(0.0);
+    let busy = get(0) + get(1) + get(2) + get(5) + get(6) + get(7);
+    (busy, busy + get(3) + get(4))
+}
+
+/// How many cores the whole machine kept busy over a phase (kernel work such as
+/// loopback TCP included, whichever process it is charged to).
+pub struct CoreMeter {
+    start: (f64, f64),
+}
+
+impl CoreMeter {
+    pub fn start() -> CoreMeter {
+        CoreMeter {
+            start: machine_jiffies(),
+        }
+    }
+    /// Busy cores since `start` (2.0 = both cores of a 2-core machine, all the time).
+    pub fn cores(&self) -> f64 {
+        let (busy, total) = machine_jiffies();
+        let (db, dt) = (busy - self.start.0, total - self.start.1);
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        if dt <= 0.0 { 0.0 } else { db / dt * cpus }
+    }
+}
+
+/// Set by `--pin`: the bench process (load client and upstreams) runs on CPU 0, the
+/// proxy and the reference relay on CPU 1.
+static PINNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Pins this process to CPU 0; call before any thread starts (threads inherit it).
+pub fn pin_self() -> std::io::Result<()> {
+    let mut set = rustix::thread::CpuSet::new();
+    set.set(0);
+    rustix::thread::sched_setaffinity(None, &set)?;
+    PINNED.store(true, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
+}
+
+/// A command for a process under test (proxy, relay): run through `taskset -c 1`
+/// when pinned, so it and all its threads stay on CPU 1.
+pub fn command_under_test(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+    if PINNED.load(std::sync::atomic::Ordering::Relaxed) {
+        let mut c = std::process::Command::new("taskset");
+        c.args(["-c", "1"]).arg(program);
+        c
+    } else {
+        std::process::Command::new(program)
+    }
+}
+
 /// How long one measured round may take before it counts as stalled.
 pub const ROUND_LIMIT: Duration = Duration::from_secs(120);
 

@@ -1,12 +1,14 @@
 //! `cargo run --release --bin bench -- [--quick] [--scenario NAME] [--json FILE]
-//! [--soak MINUTES] [--compare-emailproxy]`
+//! [--soak MINUTES] [--pin] [--compare-emailproxy]`
 //!
 //! Measures the proxy against a direct connection in the same run (issue 6): every
 //! scenario alternates direct and through-proxy rounds and reports medians, the ratio
 //! proxy/direct, the proxy's CPU and peak RSS (the proxy runs as a child process,
 //! `oauth-mail-proxy serve`, so /proc/PID figures are its own). The load client and
 //! the upstreams run in this process on separate runtimes ("bench-client" and
-//! "bench-up" threads). Targets are reported, never asserted.
+//! "bench-up" threads). Targets are reported, never asserted. When `haproxy` is
+//! installed, the bulk scenarios also run through it as a protocol-blind reference
+//! relay, in the same alternation (src/bench/relay.rs).
 
 #[path = "../bench/mod.rs"]
 mod bench;
@@ -45,6 +47,10 @@ struct Args {
     /// its RSS every 10 s (not part of CI).
     #[arg(long, value_name = "MINUTES")]
     soak: Option<f64>,
+    /// Pin the load client and upstreams (this process) to CPU 0 and the proxy and the
+    /// reference relay to CPU 1, so the process under test has a core of its own.
+    #[arg(long)]
+    pin: bool,
     /// Also run download, logins and sessions against email-oauth2-proxy
     /// (`pip install emailproxy`), side by side.
     #[arg(long)]
@@ -55,6 +61,13 @@ const MB: u64 = 1_000_000;
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.pin {
+        anyhow::ensure!(
+            std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2),
+            "--pin needs two CPUs"
+        );
+        bench::proc::pin_self()?;
+    }
     let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
     let want = |s: &str| args.scenario.as_deref().is_none_or(|x| x == s);
     let rounds = if args.quick { 3 } else { 5 };
@@ -91,6 +104,7 @@ fn main() -> anyhow::Result<()> {
     let mut rows: Vec<Row> = Vec::new();
     let mut meta = serde_json::json!({
         "quick": args.quick,
+        "pinned": args.pin,
         "cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
         "rounds": rounds,
         "bulk_bytes_per_round": bulk.total,
@@ -111,13 +125,18 @@ fn main() -> anyhow::Result<()> {
     let main_sets = ["download", "fetch", "upload", "smtp", "logins"];
     if main_sets.iter().any(|s| want(s)) {
         let p = env.proxy(&[(bench::env::USER.into(), hash.clone())], "1m");
+        let relay = if want("download") || want("upload") {
+            relay_or_row(&env, &mut rows)
+        } else {
+            None
+        };
         let cpu0 = p.cpu();
         rt.block_on(async {
             if want("download") {
                 eprintln!("bulk download ...");
                 rows.extend(or_failed(
                     "1 bulk download",
-                    bench::bulk::run(&env, &p, &bulk, &token, false).await,
+                    bench::bulk::run(&env, &p, relay.as_ref(), &bulk, &token, false).await,
                 ));
             }
             if want("fetch") {
@@ -139,7 +158,7 @@ fn main() -> anyhow::Result<()> {
                 eprintln!("bulk upload ...");
                 rows.extend(or_failed(
                     "2 bulk upload",
-                    bench::bulk::run(&env, &p, &bulk, &token, true).await,
+                    bench::bulk::run(&env, &p, relay.as_ref(), &bulk, &token, true).await,
                 ));
             }
             if want("smtp") {
@@ -209,6 +228,19 @@ fn main() -> anyhow::Result<()> {
         rows.extend(compare(&env, &rt, &args, &hash, &token, rounds));
     }
     finish(&rows, meta, args.json.as_deref())
+}
+
+/// HAProxy, the reference relay for the bulk scenarios, or a row saying why not.
+fn relay_or_row(env: &bench::env::Env, rows: &mut Vec<Row>) -> Option<bench::relay::Relay> {
+    let why = match bench::relay::missing() {
+        Some(why) => why,
+        None => match bench::relay::Relay::start(env) {
+            Ok(r) => return Some(r),
+            Err(e) => e,
+        },
+    };
+    rows.push(Row::new("HAProxy relay", "skipped", "-", None, 0.0).note(why));
+    None
 }
 
 /// The side-by-side runs against email-oauth2-proxy; a row saying why when it cannot.

@@ -14,9 +14,6 @@ use tokio::net::TcpStream;
 
 use super::pool::{self, Pipe};
 
-/// Most bytes moved by one `splice(2)` call (the default pipe capacity).
-const CHUNK: usize = 64 * 1024;
-
 #[derive(Default)]
 pub struct PipedDir {
     pipe: Option<Pipe>,
@@ -83,7 +80,14 @@ impl PipedDir {
             }
             let pipe = self.pipe.as_ref().expect("just set");
             match src.try_io(Interest::READABLE, || {
-                Ok(splice(src, None, &pipe.write, None, CHUNK, flags())?)
+                Ok(splice(
+                    src,
+                    None,
+                    &pipe.write,
+                    None,
+                    pipe.capacity,
+                    flags(),
+                )?)
             }) {
                 Ok(0) => self.read_done = true,
                 Ok(n) => {
