@@ -88,6 +88,9 @@ pub struct Proxy {
     pub admin: Option<AdminConfig>,
     /// After SIGTERM/SIGINT, spliced sessions may go on this long (`drain_timeout`).
     pub drain_timeout: Duration,
+    /// How often the config file and the password files are checked for changes,
+    /// which then reload like SIGHUP (`watch_config`); `None` when off (`"0s"`).
+    pub watch_config: Option<Duration>,
 }
 
 /// `[proxy] admin` and `admin_password_hash`.

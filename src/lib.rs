@@ -24,6 +24,7 @@ pub mod app_passwords;
 pub mod authserver;
 pub mod cli;
 pub mod config;
+pub(crate) mod config_watch;
 pub mod conn_limit;
 pub mod connector;
 pub mod demo;

@@ -193,11 +193,34 @@ impl Server {
             state.set_ready(true);
             running.set_admin(state.clone());
         }
+        let mut watch = crate::config_watch::Watch::new(running.config());
+        let mut ticks = self.shared.proxy.watch_config.map(|every| {
+            let mut t = tokio::time::interval(every);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            t
+        });
         loop {
+            let tick = async {
+                match &mut ticks {
+                    Some(t) => t.tick().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                Some(()) = reloads.recv() => running.reload().await,
+                Some(()) = reloads.recv() => {
+                    watch.mark();
+                    running.reload().await;
+                }
+                _ = tick => {
+                    if !watch.poll() {
+                        continue;
+                    }
+                    info!("a configuration file changed");
+                    running.reload().await;
+                }
             }
+            watch.retarget(running.config());
         }
         if let Some((state, _)) = &admin_state {
             state.set_ready(false);

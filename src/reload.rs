@@ -12,6 +12,8 @@
 //!
 //! `[proxy]` settings (state directory, limits, the admin address) need a restart;
 //! a reload that changes them says so in the log.
+//!
+//! A reload comes from SIGHUP or from the file watch ([`crate::config_watch`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -68,6 +70,11 @@ impl Running {
             admin: None,
             active: Vec::new(),
         }
+    }
+
+    /// The configuration in force.
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
     }
 
     pub(crate) fn set_admin(&mut self, admin: AdminState) {

@@ -70,6 +70,9 @@ fn config(rig: &Rig, ports: &[u16], accounts: &[AccountSpec], extra_proxy: &str)
     out
 }
 
+/// SIGHUP alone: no file watch.
+const NO_WATCH: &str = "watch_config = \"0s\"\n";
+
 async fn login(port: u16, user: &str, password: &str) -> (ImapClient, bool) {
     let mut c = ImapClient::connect(port).await;
     let r = c.command(&format!("LOGIN {user} \"{password}\"")).await;
@@ -93,7 +96,7 @@ async fn sighup_applies_accounts_and_listeners_and_keeps_sessions() {
     let serve = ServeProcess::start(
         |port| {
             let accounts = [rig.account("xoauth2"), alias(&rig, "bob@example.com")];
-            config(&rig, &[port, dropped_port], &accounts, "")
+            config(&rig, &[port, dropped_port], &accounts, NO_WATCH)
         },
         &[],
         &log,
@@ -113,7 +116,7 @@ async fn sighup_applies_accounts_and_listeners_and_keeps_sessions() {
 
     // Add carol and a listener, remove bob and the second listener.
     let accounts = [rig.account("xoauth2"), alias(&rig, "carol@example.com")];
-    config(&rig, &[main, new_port], &accounts, "");
+    config(&rig, &[main, new_port], &accounts, NO_WATCH);
     sighup(&serve.child);
     serve.wait_for_output("configuration reloaded", 1).await;
     let (c, ok) = login(new_port, "carol@example.com", &pw).await;
@@ -153,6 +156,50 @@ async fn sighup_applies_accounts_and_listeners_and_keeps_sessions() {
     c.logout().await;
     assert!(open.command("NOOP").await.is_ok());
     open.logout().await;
+    let (status, out) = serve.terminate().await;
+    assert!(status.success(), "{status}:\n{out}");
+}
+
+/// `watch_config`: an edited config applies without a signal, and an edit that
+/// breaks it is refused with the old one kept, as with SIGHUP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_config_file_is_reloaded_without_a_signal() {
+    let rig = Rig::start().await;
+    rig.store_tokens(HOUR);
+    store_tokens_for(&rig, "carol@example.com");
+    let watch = "watch_config = \"100ms\"\n";
+    let log = rig.dir.path().join("serve.log");
+    let serve = ServeProcess::start(
+        |port| config(&rig, &[port], &[rig.account("xoauth2")], watch),
+        &[],
+        &log,
+    )
+    .await;
+    let pw = rig.password.clone();
+    let (c, ok) = login(serve.port, "carol@example.com", &pw).await;
+    assert!(!ok, "carol is not configured yet");
+    c.logout().await;
+
+    let accounts = [rig.account("xoauth2"), alias(&rig, "carol@example.com")];
+    config(&rig, &[serve.port], &accounts, watch);
+    serve.wait_for_output("configuration reloaded", 1).await;
+    assert!(serve.output().contains("a configuration file changed"));
+    let (c, ok) = login(serve.port, "carol@example.com", &pw).await;
+    assert!(ok, "the added account logs in:\n{}", serve.output());
+    c.logout().await;
+
+    std::fs::write(&serve.config, "[proxy]\nwatch_config = \"soon\"\n").unwrap();
+    serve.wait_for_output("reload refused", 1).await;
+    assert!(
+        serve.output().contains("`proxy.watch_config`"),
+        "the log says why:\n{}",
+        serve.output()
+    );
+    let (c, ok) = login(serve.port, "carol@example.com", &pw).await;
+    assert!(ok, "the running config still serves");
+    c.logout().await;
+    let reloads = serve.output().matches("configuration reloaded").count();
+    assert_eq!(reloads, 1, "one reload per edit:\n{}", serve.output());
     let (status, out) = serve.terminate().await;
     assert!(status.success(), "{status}:\n{out}");
 }
@@ -197,6 +244,11 @@ async fn sigterm_lets_a_transfer_in_progress_finish() {
 
     sigterm(&serve.child);
     serve.wait_for_output("shutting down", 1).await;
+    // The log line comes just before the accept loops are told to stop.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !refused(serve.port) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert!(refused(serve.port), "no new connections after SIGTERM");
     assert!(
         wait_exit(&mut serve.child, Duration::from_millis(500))

@@ -42,6 +42,8 @@ pub struct Proxy {
     pub admin_password_hash_env: Option<Spanned<String>>,
     /// How long spliced sessions may go on after SIGTERM/SIGINT.
     pub drain_timeout: Option<Spanned<String>>,
+    /// How often to check the config and password files for changes ("0s": never).
+    pub watch_config: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

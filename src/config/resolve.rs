@@ -62,6 +62,9 @@ impl Ctx<'_> {
     }
 }
 
+/// `[proxy] watch_config` when absent.
+const DEFAULT_WATCH_CONFIG: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub(super) fn resolve(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
     let mut raw: raw::File = toml::from_str(text).map_err(|e| ConfigError::Parse {
@@ -173,6 +176,12 @@ fn resolve_proxy(
             "proxy.drain_timeout",
             admin::DEFAULT_DRAIN_TIMEOUT,
         )?,
+        watch_config: Some(cx.duration(
+            &p.watch_config,
+            "proxy.watch_config",
+            DEFAULT_WATCH_CONFIG,
+        )?)
+        .filter(|d| !d.is_zero()),
     })
 }
 
