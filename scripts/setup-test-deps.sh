@@ -7,6 +7,8 @@
 #     the jwt_bearer test);
 #   - chromium and chromium-driver (the admin page's real-browser test,
 #     tests/admin_browser.rs, drives headless Chromium through WebDriver);
+#   - haproxy (the benchmark's reference relay; `cargo test --bin bench` checks
+#     that it relays what the benchmark measures through it);
 #   - the `vmail` system user that owns the test mailboxes.
 #
 # Idempotent and non-interactive (no stdin needed). Run as root, or as a user with
@@ -15,7 +17,7 @@ set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
 
-PACKAGES=(dovecot-imapd dovecot-pop3d dovecot-submissiond python3 python3-yaml curl openssl chromium chromium-driver)
+PACKAGES=(dovecot-imapd dovecot-pop3d dovecot-submissiond python3 python3-yaml curl openssl chromium chromium-driver haproxy)
 POLICY=/usr/sbin/policy-rc.d
 SCRIPT="$(readlink -f "${BASH_SOURCE[0]}")"
 

@@ -2,6 +2,7 @@
 //! and bulk upload (APPEND of large LITERAL+ messages), direct and through the proxy
 //! in alternating rounds, plain↔plain and TLS↔TLS.
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::client::Client;
@@ -25,29 +26,38 @@ enum Route {
     Relay,
 }
 
-/// One round: log in, then download (or upload) `total` bytes; MB/s.
-#[allow(clippy::too_many_arguments)]
-async fn round(
+/// Where a round of `route` connects, and whether it logs in with LOGIN (the proxy)
+/// rather than XOAUTH2.
+fn target(
     env: &Env,
     p: &Proxy,
     relay: Option<&Relay>,
     tls: bool,
     route: Route,
+) -> std::io::Result<(SocketAddr, bool)> {
+    Ok(match (route, relay) {
+        (Route::Direct, _) if tls => (env.imaps.addr(), false),
+        (Route::Direct, _) => (env.imap.addr(), false),
+        (Route::Proxy, _) if tls => (p.tls, true),
+        (Route::Proxy, _) => (p.plain, true),
+        (Route::Relay, Some(r)) if tls => (r.tls, false),
+        (Route::Relay, Some(r)) => (r.plain, false),
+        (Route::Relay, None) => return Err(std::io::Error::other("no relay")),
+    })
+}
+
+/// One round to `addr` (`login`: LOGIN, else XOAUTH2 with `token`), downloading (or
+/// uploading) `b.total` bytes; (MB/s, bytes moved).
+pub(super) async fn round(
+    env: &Env,
+    (addr, login): (SocketAddr, bool),
+    tls: bool,
     upload: bool,
     b: &Bulk,
     token: &str,
-) -> std::io::Result<f64> {
-    let addr = match (route, relay) {
-        (Route::Direct, _) if tls => env.imaps.addr(),
-        (Route::Direct, _) => env.imap.addr(),
-        (Route::Proxy, _) if tls => p.tls,
-        (Route::Proxy, _) => p.plain,
-        (Route::Relay, Some(r)) if tls => r.tls,
-        (Route::Relay, Some(r)) => r.plain,
-        (Route::Relay, None) => return Err(std::io::Error::other("no relay")),
-    };
+) -> std::io::Result<(f64, u64)> {
     let mut c = Client::connect(addr, tls.then_some(&env.tls)).await?;
-    if matches!(route, Route::Proxy) {
+    if login {
         c.login(USER, PASSWORD).await?;
     } else {
         c.xoauth2(USER, token).await?;
@@ -67,7 +77,7 @@ async fn round(
     }
     let secs = t.elapsed().as_secs_f64();
     c.logout().await?;
-    Ok(moved as f64 / 1e6 / secs)
+    Ok((moved as f64 / 1e6 / secs, moved))
 }
 
 /// The measured figures of one route over all rounds.
@@ -119,8 +129,9 @@ pub async fn run(
                 // The client is measured on every route: any figure may be its limit.
                 let (c0, m, cores) = (own_cpu(), ClientMeter::start(), CoreMeter::start());
                 let what = format!("{label} round ({})", route_name(route));
-                let mbps = within(&what, round(env, p, relay, tls, route, upload, b, token));
-                tally.mbps.push(mbps.await?);
+                let to = target(env, p, relay, tls, route)?;
+                let (mbps, _) = within(&what, round(env, to, tls, upload, b, token)).await?;
+                tally.mbps.push(mbps);
                 tally.cpu += own_cpu() - c0;
                 tally.bytes += b.total as f64;
                 tally.cores = tally.cores.max(cores.cores());

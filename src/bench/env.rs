@@ -31,6 +31,9 @@ pub struct Env {
     pub dir: tempfile::TempDir,
     /// Trusts the upstream's and the proxy's certificates.
     pub tls: Arc<ClientConfig>,
+    /// Size of the message the MiniImap upstreams serve (checked by the tests).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub message_len: u64,
     upstream_ca: PathBuf,
     upstream_key: PathBuf,
     /// Runs the upstreams; dropped last.
@@ -100,6 +103,7 @@ impl Env {
             oauth_mail_proxy::tls::ensure_generated(&dir.path().join("upstream")).expect("cert");
         let server_tls = oauth_mail_proxy::tls::server_config(&cert, &key).expect("tls");
         let body = message(message_size);
+        let message_len = body.len() as u64;
         let (auth, imap, imaps, smtp, smtps) = rt.block_on(async {
             let auth = AuthServer::start(([127, 0, 0, 1], 0).into(), AuthServerConfig::generated())
                 .await
@@ -153,6 +157,7 @@ impl Env {
             dovecot: None,
             dir,
             tls,
+            message_len,
             upstream_ca: cert,
             upstream_key: key,
             _rt: rt,

@@ -13,6 +13,8 @@ pub mod mailfetch;
 pub mod proc;
 pub mod refresh;
 pub mod relay;
+#[cfg(test)]
+mod relay_tests;
 pub mod report;
 pub mod sessions;
 pub mod smtp;
