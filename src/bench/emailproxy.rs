@@ -5,11 +5,12 @@
 //! way emailproxy stores them (Fernet, key = PBKDF2-SHA256 of the account password
 //! with `token_salt`, 1.2 M iterations).
 
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use super::env::{Env, PASSWORD, USER};
+use super::served::Served;
 
 /// Is `emailproxy` importable by `python3`?
 pub fn available() -> bool {
@@ -49,7 +50,7 @@ with open(e['EP_CONFIG'], 'w') as out:
 "#;
 
 pub struct EmailProxy {
-    child: Child,
+    process: Served,
     pub addr: SocketAddr,
 }
 
@@ -86,54 +87,34 @@ impl EmailProxy {
         if !status.success() {
             return Err(format!("writing the emailproxy config failed: {status}"));
         }
-        let log = std::fs::File::create(dir.join("stderr.log")).map_err(|e| e.to_string())?;
-        let child = super::proc::command_under_test("python3")
-            .args(["-m", "emailproxy", "--no-gui", "--config-file"])
+        let mut cmd = super::proc::command_under_test("python3");
+        cmd.args(["-m", "emailproxy", "--no-gui", "--config-file"])
             .arg(&config)
             .arg("--log-file")
             .arg(dir.join("emailproxy.log"))
             .env("SSL_CERT_FILE", env.upstream_ca())
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("python3 -m emailproxy: {e}"))?;
-        let mut p = EmailProxy {
-            child,
-            addr: ([127, 0, 0, 1], port).into(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(p.addr).is_err() {
-            if let Ok(Some(s)) = p.child.try_wait() {
-                let log = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
-                return Err(format!("emailproxy exited with {s}: {log}"));
-            }
-            if Instant::now() > deadline {
-                return Err("emailproxy did not listen within 30 s".into());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(p)
+            .current_dir(&dir);
+        let addr = ([127, 0, 0, 1], port).into();
+        let process = Served::spawn(
+            cmd,
+            "emailproxy",
+            &dir.join("stderr.log"),
+            &[addr],
+            Duration::from_secs(30),
+        )?;
+        Ok(EmailProxy { process, addr })
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
     pub fn cpu(&self) -> f64 {
-        super::proc::cpu(self.pid())
+        self.process.cpu()
     }
     pub fn rss_kib(&self) -> u64 {
-        super::proc::status_kib(self.pid(), "VmRSS")
+        self.process.rss_kib()
     }
     pub fn hwm_kib(&self) -> u64 {
-        super::proc::status_kib(self.pid(), "VmHWM")
-    }
-}
-
-impl Drop for EmailProxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.hwm_kib()
     }
 }

@@ -16,6 +16,7 @@ pub mod relay;
 #[cfg(test)]
 mod relay_tests;
 pub mod report;
+pub mod served;
 pub mod sessions;
 pub mod smtp;
 pub mod soak;

@@ -6,11 +6,12 @@
 //! ceiling for any user-space relay on this machine; the proxy is judged against
 //! the direct connection all the same.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use super::env::Env;
+use super::served::Served;
 
 /// Why HAProxy can't be used, or `None` when `haproxy -v` runs.
 pub fn missing() -> Option<String> {
@@ -24,7 +25,7 @@ pub fn missing() -> Option<String> {
 }
 
 pub struct Relay {
-    child: Child,
+    process: Served,
     pub plain: SocketAddr,
     pub tls: SocketAddr,
 }
@@ -61,40 +62,24 @@ impl Relay {
         );
         let path = dir.join("haproxy.cfg");
         std::fs::write(&path, config).map_err(|e| e.to_string())?;
-        let log = std::fs::File::create(dir.join("stderr.log")).map_err(|e| e.to_string())?;
-        let child = super::proc::command_under_test("haproxy")
-            .arg("-db")
-            .arg("-f")
-            .arg(&path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("haproxy: {e}"))?;
-        let mut r = Relay { child, plain, tls };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(r.plain).is_err() || TcpStream::connect(r.tls).is_err() {
-            if let Ok(Some(s)) = r.child.try_wait() {
-                let log = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
-                return Err(format!("haproxy exited with {s}: {log}"));
-            }
-            if Instant::now() > deadline {
-                return Err("haproxy did not listen within 20 s".into());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(r)
+        let mut cmd = super::proc::command_under_test("haproxy");
+        cmd.arg("-db").arg("-f").arg(&path);
+        let process = Served::spawn(
+            cmd,
+            "haproxy",
+            &dir.join("stderr.log"),
+            &[plain, tls],
+            Duration::from_secs(20),
+        )?;
+        Ok(Relay {
+            process,
+            plain,
+            tls,
+        })
     }
 
     /// CPU seconds of the HAProxy process so far.
     pub fn cpu(&self) -> f64 {
-        super::proc::cpu(self.child.id())
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.cpu()
     }
 }

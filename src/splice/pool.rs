@@ -19,12 +19,15 @@ pub const BUFFER: usize = 64 * 1024;
 /// 4 KiB to 4 MiB; for benchmarking) when set.
 pub fn buffer_size() -> usize {
     static SIZE: OnceLock<usize> = OnceLock::new();
-    *SIZE.get_or_init(|| {
-        std::env::var("OAUTH_MAIL_PROXY_SPLICE_BUFFER")
-            .ok()
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .map_or(BUFFER, |n| n.clamp(4096, 4 << 20))
-    })
+    *SIZE.get_or_init(|| knob("OAUTH_MAIL_PROXY_SPLICE_BUFFER", BUFFER, 4 << 20))
+}
+
+/// A size from the environment variable `var` (4 KiB to `max`), else `default`.
+fn knob(var: &str, default: usize, max: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .map_or(default, |n| n.clamp(4096, max))
 }
 
 /// Pipe capacity asked for with `F_SETPIPE_SZ`. The kernel's default is 64 KiB;
@@ -37,12 +40,7 @@ pub const PIPE: usize = 256 * 1024;
 /// 1 MiB; for benchmarking) when set.
 pub fn pipe_size() -> usize {
     static SIZE: OnceLock<usize> = OnceLock::new();
-    *SIZE.get_or_init(|| {
-        std::env::var("OAUTH_MAIL_PROXY_PIPE_SIZE")
-            .ok()
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .map_or(PIPE, |n| n.clamp(4096, 1 << 20))
-    })
+    *SIZE.get_or_init(|| knob("OAUTH_MAIL_PROXY_PIPE_SIZE", PIPE, 1 << 20))
 }
 
 /// Spare buffers / pipes kept per thread.
