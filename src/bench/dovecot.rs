@@ -13,8 +13,10 @@ use std::time::{Duration, Instant};
 
 use oauth_mail_proxy::authserver::AuthServer;
 
-use super::dovecot_conf::{ConfInput, MailOwner, dovecot_conf, find_dovecot, mail_owner};
-use super::dovecot_conf::{oauth2_conf, stop};
+use oauth_mail_proxy::testkit::dovecot_conf::{
+    ConfInput, NODELAY_PASSWD, Ports, dovecot_conf, oauth2_conf,
+};
+use oauth_mail_proxy::testkit::dovecot_sys::{MailOwner, find_dovecot, mail_owner, stop};
 
 pub struct Dovecot {
     pub imap: SocketAddr,
@@ -66,7 +68,7 @@ impl Dovecot {
             &cfg.introspect_client_secret,
         );
         std::fs::write(root.join("oauth2.conf.ext"), oauth2).map_err(io)?;
-        std::fs::write(root.join("nodelay.passwd"), "127.0.0.1:::::::nodelay=yes\n").map_err(io)?;
+        std::fs::write(root.join("nodelay.passwd"), NODELAY_PASSWD).map_err(io)?;
         let probes: Vec<TcpListener> = (0..2)
             .map(|_| TcpListener::bind("127.0.0.1:0"))
             .collect::<Result<_, _>>()
@@ -75,12 +77,22 @@ impl Dovecot {
         let (imap, imaps) = (port(0), port(1));
         let conf = root.join("dovecot.conf");
         let input = ConfInput {
+            name: "omp-bench",
             dir: root,
-            imap,
-            imaps,
+            ports: Ports {
+                imap,
+                imaps,
+                pop3: 0,
+                pop3s: 0,
+                submission: 0,
+                submissions: 0,
+            },
             owner: &owner,
             cert: &c,
             key: &k,
+            sink_port: 0,
+            verbose: false,
+            debug: false,
         };
         std::fs::write(&conf, dovecot_conf(&input)).map_err(io)?;
         let stderr = std::fs::File::create(root.join("stderr.log")).map_err(io)?;

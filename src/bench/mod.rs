@@ -5,7 +5,6 @@ pub mod bulk;
 pub mod client;
 pub mod compare;
 pub mod dovecot;
-pub mod dovecot_conf;
 pub mod emailproxy;
 pub mod env;
 pub mod logins;

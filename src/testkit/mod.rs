@@ -5,6 +5,7 @@
 //!   the lightweight upstream of the benchmarks. It shares no code with the proxy's own
 //!   protocol machines ([`crate::proto`]), so it checks them as an independent peer.
 
+pub mod dovecot_conf;
 pub mod dovecot_sys;
 pub mod mini_imap;
 pub mod mini_smtp;

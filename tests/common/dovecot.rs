@@ -17,9 +17,11 @@ use oauth_mail_proxy::authserver::AuthServer;
 use tempfile::TempDir;
 
 use super::certs::TestCerts;
-use super::dovecot_conf::{ConfInput, MailOwner, NODELAY_PASSWD, Ports, dovecot_conf, oauth2_conf};
 use super::dovecot_sys::{SETUP_HINT, find_dovecot, mail_owner, stop, temp_dir};
 use super::smtp_sink::SmtpSink;
+use oauth_mail_proxy::testkit::dovecot_conf::{
+    ConfInput, MailOwner, NODELAY_PASSWD, Ports, dovecot_conf, oauth2_conf,
+};
 
 /// How long Dovecot may take to open its listeners.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -223,12 +225,14 @@ async fn try_start(
         submissions: port(5),
     };
     let input = ConfInput {
+        name: "omp-test",
         dir: root,
         ports,
         owner,
         cert: &certs.cert_path,
         key: &certs.key_path,
         sink_port,
+        verbose: true,
         debug: std::env::var_os("OMP_DOVECOT_DEBUG").is_some_and(|v| v != "0"),
     };
     let conf = root.join("dovecot.conf");

@@ -16,7 +16,6 @@ pub mod canary;
 pub mod certs;
 pub mod client;
 pub mod dovecot;
-pub mod dovecot_conf;
 pub mod dovecot_sys;
 pub mod fake_upstream;
 pub mod imap_client;
