@@ -109,6 +109,8 @@ async fn trace_protocol_shows_the_exchange_and_no_secret() {
         ("upstream", "C: EHLO client.example".into()),
         ("upstream", "C: AUTH OAUTHBEARER [REDACTED]".into()),
         ("upstream", "S: 235 ".into()),
+        // The SMTP listener's extension probe (no credentials).
+        ("upstream", "C: EHLO localhost".into()),
     ];
     for (side, needle) in &expected {
         assert!(

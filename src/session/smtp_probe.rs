@@ -8,10 +8,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use crate::config::Protocol;
 use crate::connector;
 use crate::driver::Upgrade;
 use crate::proto::smtp::{ProbeEvent, SmtpProbe};
 use crate::proto::{Limits, UpstreamTls};
+use crate::trace::{Role, Traced, Tracer};
 
 use super::ListenerCtx;
 
@@ -67,8 +69,12 @@ async fn probe(lc: &ListenerCtx, limits: Limits) -> Result<Vec<String>, String> 
         ),
         _ => Upgrade::Unavailable,
     };
-    let machine = SmtpProbe::new(target.tls, limits, "localhost");
-    match super::upstream::drive_stepwise(&mut stream, machine, &upgrade, target.timeout).await {
+    let mut machine = SmtpProbe::new(target.tls, limits, "localhost");
+    let mut tracer = Tracer::start(Protocol::Smtp, Role::Client, || {
+        format!("upstream {server} (extension probe)")
+    });
+    let traced = Traced::new(&mut machine, tracer.as_mut());
+    match super::upstream::drive_stepwise(&mut stream, traced, &upgrade, target.timeout).await {
         Ok(ProbeEvent::Extensions(ext)) => Ok(ext),
         Err((step, e)) => Err(super::upstream::describe_step_failure(
             server,
