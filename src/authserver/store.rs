@@ -5,6 +5,11 @@
 //! store reveals nothing usable. Every token belongs to a *family*: the chain of
 //! tokens grown from one authorization code. Replaying a code revokes its family
 //! (RFC 6749 §4.1.2).
+//!
+//! This file holds the token side (issue, refresh, introspect, revoke); the
+//! authorization codes are in [`codes`].
+
+mod codes;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -12,11 +17,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use sha2::{Digest, Sha256};
 
 use super::error::OAuthError;
-use super::params::verify_pkce;
 use crate::secret::random_token;
 
-/// How long an authorization code may wait for its exchange.
-pub(crate) const CODE_LIFETIME: Duration = Duration::from_secs(60);
+pub(crate) use codes::CodeGrant;
+
 /// Random bytes per code or token (256 bits).
 const TOKEN_BYTES: usize = 32;
 
@@ -28,16 +32,6 @@ fn key(token: &str) -> Key {
 
 fn unix_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-/// What `/authorize` approved, waiting for the code exchange.
-#[derive(Debug, Clone)]
-pub(crate) struct CodeGrant {
-    pub client_id: String,
-    pub redirect_uri: String,
-    pub challenge: String,
-    pub user: String,
-    pub scope: String,
 }
 
 #[derive(Debug)]
@@ -133,54 +127,6 @@ impl Store {
 
     pub(crate) fn set_refresh_lifetime(&mut self, lifetime: Option<Duration>) {
         self.refresh_lifetime = lifetime;
-    }
-
-    /// Stores an approved authorization request and returns its single-use code.
-    pub(crate) fn new_code(&mut self, grant: CodeGrant) -> String {
-        self.purge();
-        let code = random_token(TOKEN_BYTES);
-        let expires = Instant::now() + CODE_LIFETIME;
-        self.codes
-            .insert(key(&code), PendingCode { grant, expires });
-        code
-    }
-
-    /// Exchanges a code. The code is consumed by any attempt, successful or not; a
-    /// replay of an exchanged code revokes every token issued from it.
-    pub(crate) fn redeem_code(
-        &mut self,
-        code: &str,
-        client_id: &str,
-        redirect_uri: &str,
-        verifier: &str,
-    ) -> Result<Issued, OAuthError> {
-        let k = key(code);
-        if let Some((_, family)) = self.redeemed.remove(&k) {
-            self.revoke_family(family);
-            return Err(OAuthError::InvalidGrant("authorization code already used"));
-        }
-        let pending = self
-            .codes
-            .remove(&k)
-            .ok_or(OAuthError::InvalidGrant("unknown authorization code"))?;
-        let g = pending.grant;
-        if pending.expires <= Instant::now() {
-            return Err(OAuthError::InvalidGrant("authorization code expired"));
-        }
-        if g.client_id != client_id {
-            return Err(OAuthError::InvalidGrant(
-                "code was issued to another client",
-            ));
-        }
-        if g.redirect_uri != redirect_uri {
-            return Err(OAuthError::InvalidGrant("redirect_uri does not match"));
-        }
-        if !verify_pkce(verifier, &g.challenge) {
-            return Err(OAuthError::InvalidGrant("PKCE verification failed"));
-        }
-        let family = self.new_family();
-        self.redeemed.insert(k, (pending.expires, family));
-        Ok(self.issue(&g.user, client_id, &g.scope, family, true))
     }
 
     /// Exchanges a refresh token. With `rotate`, the presented token is replaced by
@@ -355,111 +301,4 @@ fn is_subset(requested: &str, granted: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::authserver::params::s256_challenge;
-
-    const VERIFIER: &str = "0123456789012345678901234567890123456789abc";
-
-    fn store_with_code() -> (Store, String) {
-        let mut s = Store::new(Duration::from_secs(60));
-        let code = s.new_code(CodeGrant {
-            client_id: "c".into(),
-            redirect_uri: "http://127.0.0.1:1/cb".into(),
-            challenge: s256_challenge(VERIFIER),
-            user: "bob@example.com".into(),
-            scope: "mail".into(),
-        });
-        (s, code)
-    }
-
-    #[test]
-    fn code_exchange_checks_binding_and_is_single_use() {
-        let (mut s, code) = store_with_code();
-        let uri = "http://127.0.0.1:1/cb";
-        let issued = s.redeem_code(&code, "c", uri, VERIFIER).unwrap();
-        assert_eq!(issued.user, "bob@example.com");
-        assert!(s.introspect(&issued.access_token).is_some());
-        // Replay fails and revokes what the code produced.
-        assert!(s.redeem_code(&code, "c", uri, VERIFIER).is_err());
-        assert!(s.introspect(&issued.access_token).is_none());
-        let rt = issued.refresh_token.unwrap();
-        assert!(s.refresh(&rt, "c", None, true).is_err());
-
-        for (client, uri2, verifier) in [
-            ("other", uri, VERIFIER),
-            ("c", "http://127.0.0.1:2/cb", VERIFIER),
-            ("c", uri, "wrong-verifier-wrong-verifier-wrong-verifier"),
-        ] {
-            let (mut s, code) = store_with_code();
-            let err = s.redeem_code(&code, client, uri2, verifier).unwrap_err();
-            assert_eq!(err.code(), "invalid_grant");
-        }
-    }
-
-    #[test]
-    fn refresh_rotation_and_scope() {
-        let mut s = Store::new(Duration::from_secs(60));
-        let first = s.issue_new("u", "c", "mail extra", true);
-        let rt = first.refresh_token.unwrap();
-        assert_eq!(
-            s.refresh(&rt, "c", Some("other"), true).unwrap_err(),
-            OAuthError::InvalidScope
-        );
-        let second = s.refresh(&rt, "c", Some("mail"), true).unwrap();
-        assert_eq!(second.scope, "mail");
-        assert!(
-            s.refresh(&rt, "c", None, true).is_err(),
-            "rotated token is dead"
-        );
-        let rt2 = second.refresh_token.unwrap();
-        let third = s.refresh(&rt2, "c", None, false).unwrap();
-        assert_eq!(third.refresh_token.as_deref(), Some(rt2.as_str()));
-        s.revoke_user("u");
-        assert!(s.refresh(&rt2, "c", None, false).is_err());
-        assert!(s.introspect(&third.access_token).is_none());
-    }
-
-    #[test]
-    fn revocation() {
-        let mut s = Store::new(Duration::from_secs(60));
-        let a = s.issue_new("u", "c", "mail", true);
-        let rt = a.refresh_token.unwrap();
-        let b = s.refresh(&rt, "c", None, false).unwrap();
-        let other = s.issue_new("u", "c", "mail", true);
-        assert!(!s.revoke_token(&rt, "someone-else"));
-        assert!(s.introspect(&a.access_token).is_some());
-        // An access token alone.
-        assert!(s.revoke_token(&a.access_token, "c"));
-        assert!(s.introspect(&a.access_token).is_none());
-        assert!(s.introspect(&b.access_token).is_some());
-        // A refresh token takes its family, not other grants.
-        assert!(s.revoke_token(&rt, "c"));
-        assert!(s.introspect(&b.access_token).is_none());
-        assert!(s.refresh(&rt, "c", None, false).is_err());
-        assert!(s.introspect(&other.access_token).is_some());
-        assert!(!s.revoke_token(&rt, "c"), "already gone");
-    }
-
-    #[test]
-    fn issued_debug_is_redacted() {
-        let mut s = Store::new(Duration::from_secs(60));
-        let t = s.issue_new("u", "c", "mail", true);
-        let dbg = format!("{t:?}");
-        let rt = t.refresh_token.as_deref().unwrap();
-        assert!(
-            dbg.contains("[REDACTED]") && !dbg.contains(&t.access_token) && !dbg.contains(rt),
-            "{dbg}"
-        );
-    }
-
-    #[test]
-    fn access_tokens_expire() {
-        let mut s = Store::new(Duration::from_millis(0));
-        let t = s.issue_new("u", "c", "mail", false);
-        assert!(t.refresh_token.is_none());
-        assert!(s.introspect(&t.access_token).is_none());
-        s.set_lifetime(Duration::from_millis(1500));
-        assert_eq!(s.issue_new("u", "c", "mail", false).expires_in, 2);
-    }
-}
+mod tests;
