@@ -7,9 +7,11 @@ use oauth2::{RefreshToken, Scope, TokenUrl};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::backoff::Failure;
+use super::manager::needs_login;
+use super::single_flight::SlotState;
 use super::{
-    REFRESH_TIMEOUT, RefreshOutcome, SlotState, TokenError, TokenManager, TokenRecord, client,
-    client_credentials, jwt, needs_login, notify, outcome,
+    REFRESH_TIMEOUT, RefreshOutcome, TokenError, TokenManager, TokenRecord, client,
+    client_credentials, jwt, notify, outcome,
 };
 use crate::config::{Account, Flow};
 

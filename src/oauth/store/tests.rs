@@ -1,3 +1,7 @@
+use std::os::unix::fs::PermissionsExt;
+
+use secrecy::ExposeSecret;
+
 use super::*;
 
 fn record(account: &str, access: &str) -> TokenRecord {

@@ -21,34 +21,32 @@
 //!   name is sealed too).
 //! * Writes are atomic (temp file in the same directory, 0600, fsync, rename, fsync dir).
 //!   A file that does not decrypt is never overwritten: `save` fails, `delete` removes it.
+//!
+//! The record and its JSON form are in `record`, the file format and its encryption
+//! in `sealed`, the file-system side (names, bounded reads, atomic writes, private
+//! directories) in `files`; the key in [`super::key`].
 
-use std::fs::{self, DirBuilder, File};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use zeroize::Zeroizing;
+use secrecy::SecretString;
+
+mod files;
+mod record;
+mod sealed;
 
 use super::key;
 pub use super::key::{KEY_ENV, KEY_FILE, TokenKey};
+use files::{account_hash, hex, write_atomic};
+pub(super) use files::{ensure_private_dir, io_err, read_bounded, sync_dir, unhex32};
+pub use record::TokenRecord;
+pub(crate) use record::json_err_msg;
+use sealed::{MAGIC_PW, PasswordKey, SALT_LEN, Seal, salt_of};
 
 /// Token directory name inside the state directory.
 pub const TOKENS_DIR: &str = "tokens";
-
-const MAGIC: &[u8; 8] = b"OMPTOK1\n";
-const AAD_TAG: &[u8] = b"oauth-mail-proxy token store v1\0";
-const NONCE_LEN: usize = 24;
-const MAGIC_PW: &[u8; 8] = b"OMPTOKP\n";
-const AAD_TAG_PW: &[u8] = b"oauth-mail-proxy token store v1 client-password\0";
-const SALT_LEN: usize = 16;
-/// Token files are small; anything bigger is not ours.
-const MAX_FILE: u64 = 1 << 20;
 
 /// A token-store error. Every message names the file involved and none contains a
 /// secret.
@@ -92,70 +90,6 @@ pub enum StoreError {
     },
 }
 
-pub(super) fn io_err<'a>(
-    op: &'static str,
-    path: &'a Path,
-) -> impl FnOnce(io::Error) -> StoreError + 'a {
-    move |source| StoreError::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-/// One account's tokens. Secrets are `SecretString` (redacted `Debug`, wiped on drop).
-#[derive(Debug, Clone)]
-pub struct TokenRecord {
-    /// The account (local user name) this record belongs to.
-    pub account: String,
-    pub access_token: SecretString,
-    pub refresh_token: Option<SecretString>,
-    /// Unix seconds; `None` when the server did not say (treated as not expiring).
-    pub expires_at: Option<u64>,
-    pub scopes: Vec<String>,
-    /// Unix seconds of the interactive login that produced the refresh token.
-    pub obtained_at: u64,
-    /// Unix seconds of the last successful refresh.
-    pub last_refresh: Option<u64>,
-    /// Set (with the reason) when the refresh token was rejected: a new login is needed.
-    pub needs_login: Option<String>,
-    /// Unix seconds when the refresh token expires, when the server said
-    /// (`refresh_token_expires_in`).
-    pub refresh_expires_at: Option<u64>,
-}
-
-/// The serialized form; borrowed on the way out so secrets are not copied.
-#[derive(Serialize)]
-struct WireOut<'a> {
-    account: &'a str,
-    access_token: &'a str,
-    refresh_token: Option<&'a str>,
-    expires_at: Option<u64>,
-    scopes: &'a [String],
-    obtained_at: u64,
-    last_refresh: Option<u64>,
-    needs_login: Option<&'a str>,
-    // Omitted when unknown, so files stay readable by versions without the field.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    refresh_expires_at: Option<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WireIn {
-    account: String,
-    access_token: SecretString,
-    refresh_token: Option<SecretString>,
-    expires_at: Option<u64>,
-    #[serde(default)]
-    scopes: Vec<String>,
-    obtained_at: u64,
-    last_refresh: Option<u64>,
-    needs_login: Option<String>,
-    #[serde(default)]
-    refresh_expires_at: Option<u64>,
-}
-
 /// Handle on the token directory. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct TokenStore {
@@ -169,84 +103,6 @@ struct Inner {
     /// Set by [`TokenStore::with_password`]: this account's record is read and written
     /// with this password (client-password format).
     password: Option<(String, SecretString)>,
-}
-
-/// A key derived from a client password and one record's salt. Wiped on drop; lives
-/// only for one load or save.
-struct PasswordKey {
-    salt: [u8; SALT_LEN],
-    key: Zeroizing<[u8; 32]>,
-}
-
-impl PasswordKey {
-    fn derive(password: &SecretString, salt: [u8; SALT_LEN]) -> Result<Self, StoreError> {
-        let mut key = Zeroizing::new([0u8; 32]);
-        argon2::Argon2::default()
-            .hash_password_into(password.expose_secret().as_bytes(), &salt, key.as_mut())
-            .map_err(|e| StoreError::Key(format!("cannot derive the password key: {e}")))?;
-        Ok(PasswordKey { salt, key })
-    }
-
-    fn cipher(&self) -> XChaCha20Poly1305 {
-        XChaCha20Poly1305::new(self.key.as_slice().into())
-    }
-}
-
-/// Which key a record is (to be) sealed with.
-enum Seal<'a> {
-    StateKey,
-    Password(&'a PasswordKey),
-}
-
-/// Creates `dir` (and parents) with mode 0700 if it is missing.
-pub(super) fn ensure_private_dir(dir: &Path) -> Result<(), StoreError> {
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(io_err("create directory", dir))
-}
-
-fn account_hash(account: &str) -> [u8; 32] {
-    Sha256::digest(account.as_bytes()).into()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-pub(super) fn unhex32(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
-}
-
-fn aad(hash: &[u8; 32]) -> Vec<u8> {
-    [AAD_TAG, hash.as_slice()].concat()
-}
-
-pub(super) fn read_bounded(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_err("open", path)(e)),
-    };
-    let mut buf = Vec::new();
-    file.take(MAX_FILE + 1)
-        .read_to_end(&mut buf)
-        .map_err(io_err("read", path))?;
-    if buf.len() as u64 > MAX_FILE {
-        return Err(StoreError::Corrupt {
-            path: path.to_path_buf(),
-            reason: "file too large".into(),
-        });
-    }
-    Ok(Some(buf))
 }
 
 impl TokenStore {
@@ -381,7 +237,7 @@ impl TokenStore {
             return Err(StoreError::WouldOverwrite { path });
         }
         let data = self.encrypt(&path, &hash, account, rec, Seal::StateKey)?;
-        self.write_atomic(&path, &data)
+        write_atomic(&self.inner.dir, &path, &data)
     }
 
     /// Saves `account`'s record encrypted with a key derived from the client's local
@@ -415,26 +271,7 @@ impl TokenStore {
             _ => PasswordKey::derive(password, crate::secret::random_bytes::<SALT_LEN>())?,
         };
         let data = self.encrypt(&path, &hash, account, rec, Seal::Password(&pk))?;
-        self.write_atomic(&path, &data)
-    }
-
-    fn write_atomic(&self, path: &Path, data: &[u8]) -> Result<(), StoreError> {
-        let dir = &self.inner.dir;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempfile_in(dir)
-            .map_err(io_err("create temporary file in", dir))?;
-        let tmp_path = tmp.path().to_path_buf();
-        tmp.as_file()
-            .set_permissions(fs::Permissions::from_mode(0o600))
-            .map_err(io_err("chmod", &tmp_path))?;
-        tmp.write_all(data).map_err(io_err("write", &tmp_path))?;
-        tmp.as_file()
-            .sync_all()
-            .map_err(io_err("fsync", &tmp_path))?;
-        tmp.persist(path)
-            .map_err(|e| io_err("rename temporary file to", path)(e.error))?;
-        sync_dir(dir)
+        write_atomic(&self.inner.dir, &path, &data)
     }
 
     /// Removes `account`'s file (even an undecryptable one). `Ok(false)` if there was none.
@@ -480,139 +317,7 @@ impl TokenStore {
         names.sort();
         Ok(names)
     }
-
-    fn encrypt(
-        &self,
-        path: &Path,
-        hash: &[u8; 32],
-        account: &str,
-        rec: &TokenRecord,
-        seal: Seal<'_>,
-    ) -> Result<Vec<u8>, StoreError> {
-        let wire = WireOut {
-            account,
-            access_token: rec.access_token.expose_secret(),
-            refresh_token: rec.refresh_token.as_ref().map(|t| t.expose_secret()),
-            expires_at: rec.expires_at,
-            scopes: &rec.scopes,
-            obtained_at: rec.obtained_at,
-            last_refresh: rec.last_refresh,
-            needs_login: rec.needs_login.as_deref(),
-            refresh_expires_at: rec.refresh_expires_at,
-        };
-        // Pre-size so the plaintext is (usually) never reallocated, leaving no stray copy.
-        let mut plain = Zeroizing::new(Vec::with_capacity(8192));
-        serde_json::to_writer(&mut *plain, &wire).map_err(|e| StoreError::Corrupt {
-            path: path.to_path_buf(),
-            reason: format!("cannot encode record: {e}"),
-        })?;
-        let nonce_bytes = crate::secret::random_bytes::<NONCE_LEN>();
-        let (cipher, aad, header) = match seal {
-            Seal::StateKey => (self.inner.key.cipher(), aad(hash), MAGIC.to_vec()),
-            Seal::Password(pk) => (
-                pk.cipher(),
-                [AAD_TAG_PW, hash.as_slice()].concat(),
-                [MAGIC_PW.as_slice(), pk.salt.as_slice()].concat(),
-            ),
-        };
-        let ct = cipher
-            .encrypt(
-                XNonce::from_slice(&nonce_bytes),
-                Payload {
-                    msg: &plain,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| StoreError::Corrupt {
-                path: path.to_path_buf(),
-                reason: "encryption failed".into(),
-            })?;
-        let mut out = Vec::with_capacity(header.len() + NONCE_LEN + ct.len());
-        out.extend_from_slice(&header);
-        out.extend_from_slice(&nonce_bytes);
-        out.extend_from_slice(&ct);
-        Ok(out)
-    }
-
-    fn decrypt(
-        &self,
-        path: &Path,
-        hash: &[u8; 32],
-        data: &[u8],
-        seal: Seal<'_>,
-    ) -> Result<TokenRecord, StoreError> {
-        let corrupt = |reason: &str| StoreError::Corrupt {
-            path: path.to_path_buf(),
-            reason: reason.to_string(),
-        };
-        let (rest, cipher, aad) = match seal {
-            Seal::StateKey => (
-                data.strip_prefix(MAGIC.as_slice()),
-                self.inner.key.cipher(),
-                aad(hash),
-            ),
-            Seal::Password(pk) => (
-                data.strip_prefix(MAGIC_PW.as_slice())
-                    .and_then(|r| r.strip_prefix(pk.salt.as_slice())),
-                pk.cipher(),
-                [AAD_TAG_PW, hash.as_slice()].concat(),
-            ),
-        };
-        let rest =
-            rest.ok_or_else(|| corrupt("not an oauth-mail-proxy token file (bad header)"))?;
-        if rest.len() < NONCE_LEN + 16 {
-            return Err(corrupt("truncated"));
-        }
-        let (nonce, ct) = rest.split_at(NONCE_LEN);
-        let plain = Zeroizing::new(
-            cipher
-                .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad: &aad })
-                .map_err(|_| StoreError::Decrypt {
-                    path: path.to_path_buf(),
-                })?,
-        );
-        let w: WireIn = serde_json::from_slice(&plain)
-            .map_err(|e| corrupt(&format!("bad record: {}", json_err_msg(&e))))?;
-        Ok(TokenRecord {
-            account: w.account,
-            access_token: w.access_token,
-            refresh_token: w.refresh_token,
-            expires_at: w.expires_at,
-            scopes: w.scopes,
-            obtained_at: w.obtained_at,
-            last_refresh: w.last_refresh,
-            needs_login: w.needs_login,
-            refresh_expires_at: w.refresh_expires_at,
-        })
-    }
-}
-
-/// The salt of a client-password file.
-fn salt_of(path: &Path, data: &[u8]) -> Result<[u8; SALT_LEN], StoreError> {
-    data.get(MAGIC_PW.len()..MAGIC_PW.len() + SALT_LEN)
-        .and_then(|s| s.try_into().ok())
-        .ok_or_else(|| StoreError::Corrupt {
-            path: path.to_path_buf(),
-            reason: "truncated".into(),
-        })
-}
-
-/// A position-only description of a JSON error: serde_json messages may quote values.
-pub(crate) fn json_err_msg(e: &serde_json::Error) -> String {
-    format!(
-        "{:?} error at line {} column {}",
-        e.classify(),
-        e.line(),
-        e.column()
-    )
-}
-
-pub(super) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("fsync directory", dir))
 }
 
 #[cfg(test)]
-#[path = "store_tests.rs"]
 mod tests;
