@@ -43,7 +43,7 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the proxy: accept legacy logins on every [[listener]].
+    /// Run the proxy: accept legacy logins on every `[[listener]]`.
     Serve,
     /// Authorise an account with its OAuth provider and store its tokens, with the
     /// account's `flow`: browser and loopback redirect (authorization_code), a code to
@@ -89,7 +89,7 @@ pub enum Command {
     /// ($OAUTH_MAIL_PROXY_PASSPHRASE, else asked on the terminal).
     Export { file: PathBuf },
     /// Restore the token records of an export (replacing only the same accounts') and
-    /// show the exported [[account]] blocks missing from the config.
+    /// show the exported `[[account]]` blocks missing from the config.
     Import { file: PathBuf },
     /// Store a refresh token read from stdin (one line) for ACCOUNT; the next use
     /// refreshes it.

@@ -1,6 +1,6 @@
 //! The configuration model.
 //!
-//! Two layers (as rathole does it): [`raw`] mirrors the TOML file with `Option`s,
+//! Two layers (as rathole does it): `raw` mirrors the TOML file with `Option`s,
 //! `deny_unknown_fields` and spans; [`Config::load`] validates it into the resolved
 //! types below, which have no optional fields left. Every error names the file, the
 //! line and the key.

@@ -13,7 +13,7 @@
 //! `[proxy]` settings (state directory, limits, the admin address) need a restart;
 //! a reload that changes them says so in the log.
 //!
-//! A reload comes from SIGHUP or from the file watch ([`crate::config_watch`]).
+//! A reload comes from SIGHUP or from the file watch (`config_watch.rs`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;

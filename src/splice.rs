@@ -2,8 +2,8 @@
 //! both directions are closed. EOF on one side shuts down the other's write half and
 //! copying goes on the other way (half-close).
 //!
-//! Copying ([`buffered`], [`piped`]): an idle session holds no buffer. Each direction
-//! borrows a buffer from a per-thread pool ([`pool`]) when its source has data and
+//! Copying (`splice/buffered.rs`, `splice/piped.rs`): an idle session holds no buffer. Each direction
+//! borrows a buffer from a per-thread pool (`splice/pool.rs`) when its source has data and
 //! gives it back when the source would block. Between two plain TCP streams the bytes
 //! go through `splice(2)` and a pipe instead (borrowed the same way, so idle sessions
 //! hold no pipe file descriptors); `OAUTH_MAIL_PROXY_SPLICE=copy` turns that off.

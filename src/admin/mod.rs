@@ -12,7 +12,7 @@
 //! * `POST /api/accounts/{name}/login|verify|logout`, `POST /api/export`,
 //!   `POST /api/import`: the same as JSON (`api`); the logic is in `logins`.
 //!
-//! Auth ([`auth`]): the admin password as HTTP Basic (any user name) or
+//! Auth (`auth.rs`): the admin password as HTTP Basic (any user name) or
 //! `Authorization: Bearer`, or the session cookie of the page (HttpOnly,
 //! SameSite=Strict; forms also carry an anti-CSRF token).
 //!

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-/// Settings of an [`AuthServer`]. `Debug` redacts the secrets.
+/// Settings of an [`AuthServer`](super::AuthServer). `Debug` redacts the secrets.
 #[derive(Clone)]
 pub struct AuthServerConfig {
     /// The one OAuth client allowed at `/authorize` and `/token`.

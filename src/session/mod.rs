@@ -1,7 +1,7 @@
 //! One client connection, end to end: downstream machine → local password check →
 //! access token → upstream login → the client's final OK → splice.
 //!
-//! The flow is the same for every protocol; [`protocols`] adapts each protocol's
+//! The flow is the same for every protocol; `protocols.rs` adapts each protocol's
 //! pair of machines to it.
 
 mod protocols;

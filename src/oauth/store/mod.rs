@@ -24,7 +24,7 @@
 //!
 //! The record and its JSON form are in `record`, the file format and its encryption
 //! in `sealed`, the file-system side (names, bounded reads, atomic writes, private
-//! directories) in `files`; the key in [`super::key`].
+//! directories) in `files`; the key in `oauth/key.rs`.
 
 use std::fs;
 use std::io;

@@ -6,7 +6,7 @@
 //! [`DownstreamEvent::Done`] with the bytes the client already pipelined.
 //!
 //! **Framing.** POP3 has no literals: commands are single lines
-//! ([`find_line`](crate::proto::line::find_line), at most `limits.max_line` bytes);
+//! ([`crate::proto::line::find_line`], at most `limits.max_line` bytes);
 //! the response line of `AUTH PLAIN` is bounded by `limits.max_sasl`.
 //!
 //! **USER / PASS.** As RFC 1939 says, PASS must come right after a successful USER:

@@ -15,7 +15,7 @@
 //! verdict on the token.
 //!
 //! The opening (greeting, EHLO, STARTTLS) and the reply reader are shared with
-//! [`SmtpProbe`](probe::SmtpProbe) (see [`client`]). Server lines, and whole multi-line
+//! [`SmtpProbe`](probe::SmtpProbe) (see `client.rs`). Server lines, and whole multi-line
 //! replies, are bounded by `max(limits.max_line, 64 KiB)`.
 
 use self::client::{Client, Progress, protocol};

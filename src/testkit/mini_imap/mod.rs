@@ -9,7 +9,7 @@
 //! Supported: CAPABILITY, NOOP, LOGOUT, ID, AUTHENTICATE (XOAUTH2, OAUTHBEARER), LOGIN
 //! (always refused: OAuth only), SELECT, EXAMINE, STATUS, LIST, LSUB, APPEND, IDLE,
 //! FETCH / UID FETCH (FLAGS, UID, RFC822.SIZE, INTERNALDATE, FAST, RFC822,
-//! RFC822.HEADER, RFC822.TEXT, BODY[], BODY[HEADER], BODY[TEXT], their BODY.PEEK forms
+//! RFC822.HEADER, RFC822.TEXT, `BODY[]`, `BODY[HEADER]`, `BODY[TEXT]`, their BODY.PEEK forms
 //! and `<origin.count>` partials), SEARCH / UID SEARCH (ALL, sequence sets, UID sets),
 //! CHECK, CLOSE, UNSELECT. Anything else gets a tagged BAD. Command literals (`{n}` and
 //! LITERAL+ `{n+}`) are accepted everywhere.

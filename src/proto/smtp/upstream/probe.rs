@@ -4,7 +4,7 @@
 //! greeting → `EHLO` → (`STARTTLS` → handshake → `EHLO` again) → `QUIT` → the server's
 //! reply to QUIT → [`ProbeEvent::Extensions`] (the post-TLS list when STARTTLS is
 //! required). The opening and the reply reader are the upstream machine's own
-//! ([`super::client`]), so both agree on what the server said.
+//! (`client.rs`), so both agree on what the server said.
 
 use super::client::{Client, Progress};
 use crate::proto::smtp::encode;
